@@ -1,0 +1,61 @@
+"""``unlearn-bench``: evaluate (a drop-in ``lm_eval``), build references, make controlled checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _reference_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="an lm-eval --output_path folder of the retain model, made with --log_samples")
+    parser.add_argument("--out", required=True, help="where to write the reference JSON")
+
+
+def _run_reference(args) -> int:
+    from harness_ext.reference import build_reference
+
+    payload = build_reference(args.run, args.out)
+    for task, entry in payload["tasks"].items():
+        print(f"{task}: {len(entry['truth_ratio'])} truth ratios -> {args.out}")
+    return 0
+
+
+def _commands() -> dict:
+    """name → (help, add_arguments, run); imported lazily so `--help` stays fast."""
+    from harness_ext import synth
+    from harness_ext.unlearning import commands
+
+    return {
+        "reference": ("per-item truth ratios of a retain model's run, for forget_quality", _reference_parser, _run_reference),
+        "finetune": ("fine-tune a model on TOFU-format data (target / retain models)",
+                     commands.add_finetune_arguments, commands.run_finetune),
+        "unlearn": ("unlearn a forget set, optionally controlled (mixing, early stopping)",
+                    commands.add_unlearn_arguments, commands.run_unlearn),
+        "synth": ("write a synthetic TOFU-format benchmark", synth.add_arguments, synth.run),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":
+        from harness_ext.evaluation import run_eval
+
+        return run_eval(argv[1:])
+    parser = argparse.ArgumentParser(prog="unlearn-bench", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.add_parser("eval", help="lm_eval with our tasks and models (same flags as lm_eval run)", add_help=False)
+    for name, (help_text, add_arguments, run) in _commands().items():
+        add_arguments(subparsers.add_parser(name, help=help_text))
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _commands()[args.command][2](args)
+    except (ValueError, OSError) as error:  # DataError, ReferenceError, OutputError, ... : one clear line
+        print(f"unlearn-bench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""lm-eval ``custom_dataset`` loaders: TOFU configs as task documents, through the one resolver.
+
+lm-eval calls each loader as ``fn(**metadata, **dataset_kwargs)``; the task YAML names the configs.
+"""
+
+from __future__ import annotations
+
+import datasets
+
+from harness_ext.data import DataError, load_tofu
+
+PERTURBED_FIELDS = ("question", "answer", "perturbed_answer")
+UTILITY_SPLITS = {"retain": "retain_perturbed", "ra": "real_authors_perturbed", "wf": "world_facts_perturbed"}
+DOCUMENT_FIELDS = ("split", "index", "question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answer")
+
+
+def _documents(config: str, split: str, required: tuple[str, ...]) -> list[dict]:
+    rows = load_tofu(config)
+    documents = []
+    for index, row in enumerate(rows):
+        missing = [field for field in required if not row.get(field)]
+        if missing:
+            raise DataError(f"TOFU config {config!r}, row {index + 1}: missing field(s) {missing}")
+        document = {field: row.get(field) for field in DOCUMENT_FIELDS}
+        documents.append(document | {"split": split, "index": index})
+    return documents
+
+
+def tofu_forget_documents(config: str, **_metadata) -> dict[str, datasets.Dataset]:
+    """A ``forgetXX_perturbed`` config: question, answer, paraphrased answer and question, 5 perturbed answers."""
+    required = PERTURBED_FIELDS + ("paraphrased_answer", "paraphrased_question")
+    return {"test": datasets.Dataset.from_list(_documents(config, "forget", required))}
+
+
+def tofu_utility_documents(**_metadata) -> dict[str, datasets.Dataset]:
+    """``retain_perturbed`` + ``real_authors_perturbed`` + ``world_facts_perturbed``, tagged by split."""
+    documents = []
+    for split, config in UTILITY_SPLITS.items():
+        required = PERTURBED_FIELDS + (("paraphrased_answer",) if split == "retain" else ())
+        documents += _documents(config, split, required)
+    return {"test": datasets.Dataset.from_list(documents)}
