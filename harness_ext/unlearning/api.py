@@ -1,0 +1,249 @@
+"""The Python API: ``finetune``, ``unlearn`` and ``mix``, each writing one checkpoint folder with control.json.
+
+Every input is checked before any training, and ``--out`` is written atomically at the end, so a
+bad input or an interrupted run leaves nothing behind. See docs/unlearning.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from harness_ext.data import load_refusals, load_spec
+from harness_ext.unlearning.batches import finetune_loader, unlearn_loader
+from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_out, load_model, save_checkpoint
+from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, UnlearnError, as_record, config_from, resolve
+from harness_ext.unlearning.control import ControlConfig, EarlyStop, bar_for, calibrate_mix
+from harness_ext.unlearning.logprobs import Reference, answer_ce
+from harness_ext.unlearning.losses import LossContext, Method, get_method, rmu_layers
+from harness_ext.unlearning.metric import Calibration, MetricSpec, package_version
+from harness_ext.unlearning.train import train
+
+
+def load_rows(data, role: str) -> tuple[list, str]:
+    """``(rows, label)`` from a ``tofu:<config>`` spec or in-memory rows with ``question`` and ``answer``."""
+    if isinstance(data, str):
+        rows, label = load_spec(data), data
+    else:
+        rows, label = data, f"<{len(data)} in-memory rows>"
+    if len(rows) == 0:
+        raise UnlearnError(f"the {role} data {label} has no rows")
+    return rows, label
+
+
+def with_lora(model, rank: int):
+    """``model`` wrapped with a rank-``rank`` LoRA adapter on every linear layer (α_LoRA = 2r, no dropout)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def base_record(kind: str, config, steps: int, data: dict, source) -> dict:
+    """The control.json fields every checkpoint has."""
+    return {
+        "method": kind, "control": "none", "tau": None, "alpha": None, "trace": [],
+        "hyperparameters": as_record(config), "seed": config.seed, "steps": steps,
+        "data": data, "model": source, "lora": config.lora, "unlearn_bench_version": package_version(),
+    }
+
+
+def save_from_main(accelerator: Accelerator, out: Path, model, tokenizer, record: dict) -> None:
+    if accelerator.is_main_process:
+        save_checkpoint(out, model, tokenizer, record)
+    accelerator.wait_for_everyone()
+
+
+def finetune(model, data, out, *, tokenizer=None, overwrite: bool = False, **hyperparameters) -> Path:
+    """Fine-tune on ``data`` (CE on answer tokens, same prompt as the tasks); write a full checkpoint to ``out``.
+
+    ``hyperparameters``: the fields of :class:`TrainConfig` (lr, epochs, max_steps, batch_size, …).
+    With ``lora=r`` a LoRA adapter is trained and merged into the saved weights.
+    """
+    config = config_from(TrainConfig, hyperparameters)
+    out = check_out(out, overwrite)
+    rows, label = load_rows(data, "training")
+    model, tokenizer, source = load_model(model, tokenizer, config.dtype)
+    set_seed(config.seed)
+    accelerator = Accelerator()
+    if config.lora:
+        model = with_lora(model, config.lora)
+    loader = finetune_loader(tokenizer, rows, config.batch_size, config.seed, config.max_length)
+    trained = train(accelerator, model, answer_ce, loader, config, description="finetune")
+    model = accelerator.unwrap_model(trained.model)
+    if config.lora:
+        model = model.merge_and_unload()
+    record = base_record("finetune", config, trained.steps, {"train": label}, source)
+    save_from_main(accelerator, out, model, tokenizer, record)
+    return out
+
+
+def unlearn_config(method: Method, hyperparameters: dict) -> UnlearnConfig:
+    """The method's resolved hyper-parameters, checked against what the method supports."""
+    config = resolve(config_from(UnlearnConfig, hyperparameters), method.defaults)
+    if config.ga_bound is not None and not method.bounded:
+        raise UnlearnError(f"--ga-bound applies to methods with a −CE_f term (ga, graddiff, kl), not {method.name!r}")
+    if config.lora and method.trains is not None:
+        raise UnlearnError(f"{method.name!r} chooses the weights it trains; it cannot be combined with --lora")
+    return config
+
+
+def unlearn(
+    model,
+    method: str,
+    forget,
+    retain,
+    out,
+    *,
+    tokenizer=None,
+    control: str = "none",
+    tau: float | None = None,
+    eval_every: int = 10,
+    calibrate_on: str = "es_retain",
+    calibrate_task: str = "unlearn_tofu_utility",
+    calibrate_limit: int | None = None,
+    calibrate_metadata: dict | None = None,
+    metric_fn: Callable | None = None,
+    overwrite: bool = False,
+    **hyperparameters,
+) -> dict:
+    """Unlearn ``forget`` from ``model`` with ``method`` (retain data ``retain``), apply ``control``, write ``out``.
+
+    ``model``: a checkpoint path, or a PreTrainedModel with ``tokenizer``. ``forget``/``retain``:
+    ``tofu:<config>`` specs or rows. ``control``: none, mix, early-stop, ga-bound (τ for mix and
+    early-stop). ``metric_fn(model, tokenizer) -> float`` replaces the lm-eval calibration metric.
+    ``hyperparameters``: fields of :class:`UnlearnConfig`. Returns the control.json record.
+    """
+    chosen = get_method(method)
+    config = unlearn_config(chosen, hyperparameters)
+    controls = ControlConfig(control, tau, eval_every)
+    if controls.kind == "ga-bound" and config.ga_bound is None:
+        raise UnlearnError("--control ga-bound needs --ga-bound δ (the NLL above which forget sequences stop)")
+    calibration = Calibration(MetricSpec(calibrate_on, calibrate_task, calibrate_limit, calibrate_metadata or {}), metric_fn)
+    out = check_out(out, overwrite)
+    forget_rows, forget_label = load_rows(forget, "forget")
+    retain_rows, retain_label = load_rows(retain, "retain")
+    refusals = load_refusals() if chosen.refusals else None
+    model, tokenizer, source = load_model(model, tokenizer, config.dtype)
+    if chosen.trains is not None:
+        rmu_layers(model, config.layer)
+
+    record = base_record(chosen.name, config, 0, {"forget": forget_label, "retain": retain_label}, source)
+    record.update(control=controls.kind, tau=controls.tau)
+    bar = None
+    if controls.measured:
+        target_value, cached = calibration.target_value(model, tokenizer)
+        bar = bar_for(target_value, controls.tau)
+        record["calibration"] = {**calibration.record(), "target_value": target_value, "cached": cached, "bar": bar}
+
+    set_seed(config.seed)
+    accelerator = Accelerator()
+    target_state = None
+    if controls.kind == "mix" and not config.lora:
+        from harness_ext.mixing import state_dict_copy
+
+        target_state = state_dict_copy(model)
+    model = prepare_trainable(model, chosen, config)
+    context = LossContext(config, Reference(model).to(accelerator.device) if chosen.reference else None)
+    loader = unlearn_loader(tokenizer, forget_rows, retain_rows, config.batch_size, config.seed, config.max_length, refusals)
+    stopper = None
+    if controls.kind == "early-stop":
+        stopper = EarlyStop(model, lambda: calibration.measure(model, tokenizer), bar, controls.eval_every)
+
+    trained = train(accelerator, model, lambda m, s: chosen.loss(m, s, context), loader, config,
+                    on_step=stopper, description=f"unlearn ({chosen.name})")
+    model = accelerator.unwrap_model(trained.model)
+    record["steps"] = trained.steps
+    if stopper is not None:
+        if not trained.stopped_early:
+            stopper.finish(trained.steps)
+        record.update(trace=stopper.trace, kept_step=stopper.kept_step)
+    if controls.kind == "mix" and accelerator.is_main_process:
+        alpha, trace = mix_control(model, target_state, lambda: calibration.measure(model, tokenizer), bar, controls)
+        record.update(alpha=alpha, trace=trace)
+    save_from_main(accelerator, out, model, tokenizer, record)
+    return record
+
+
+def prepare_trainable(model, method: Method, config: UnlearnConfig):
+    """Wrap with LoRA, or freeze all but the method's chosen parameters (RMU), or train everything."""
+    if config.lora:
+        return with_lora(model, config.lora)
+    if method.trains is not None:
+        chosen = method.trains(model, config)
+        model.requires_grad_(False)
+        for parameter in chosen:
+            parameter.requires_grad_(True)
+    return model
+
+
+def mix_control(model, target_state, measure: Callable[[], float], bar: float, controls: ControlConfig):
+    """Calibrate α on the trained ``model`` (full weights against ``target_state``, or its LoRA adapter)."""
+    from harness_ext.mixing import AdapterScaler, WeightMixer, state_dict_copy
+
+    if target_state is None:
+        mixer = AdapterScaler(model)
+    else:
+        mixer = WeightMixer(model, target_state, state_dict_copy(model))
+    return calibrate_mix(mixer, measure, bar, controls.tolerance)
+
+
+def mix(
+    target,
+    unlearned,
+    out,
+    *,
+    alpha: float | None = None,
+    tau: float | None = None,
+    tokenizer=None,
+    calibrate_on: str = "es_retain",
+    calibrate_task: str = "unlearn_tofu_utility",
+    calibrate_limit: int | None = None,
+    calibrate_metadata: dict | None = None,
+    metric_fn: Callable | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write θ(α) of two existing checkpoints (``unlearned`` may be a LoRA adapter) to ``out``.
+
+    Give ``alpha`` to mix at that α, or ``tau`` to calibrate α as ``--control mix`` does.
+    Returns the control.json record.
+    """
+    from harness_ext.mixing import check_alpha, mixer_for
+
+    if (alpha is None) == (tau is None):
+        raise UnlearnError("give exactly one of --alpha (mix at that α) or --tau (calibrate α)")
+    if alpha is not None:
+        check_alpha(alpha)
+    else:
+        ControlConfig("mix", tau)
+    calibration = Calibration(MetricSpec(calibrate_on, calibrate_task, calibrate_limit, calibrate_metadata or {}), metric_fn)
+    out = check_out(out, overwrite)
+    model, tokenizer, source = load_model(target, tokenizer)
+    previous = read_record(unlearned)
+    record = {
+        "method": previous.get("method"), "control": "mix", "tau": tau, "alpha": alpha, "trace": [],
+        "data": previous.get("data", {}), "hyperparameters": previous.get("hyperparameters"),
+        "model": source, "unlearned": str(unlearned), "unlearn_bench_version": package_version(),
+    }
+    if tau is not None:
+        target_value, cached = calibration.target_value(model, tokenizer)
+        bar = bar_for(target_value, tau)
+        record["calibration"] = {**calibration.record(), "target_value": target_value, "cached": cached, "bar": bar}
+    model, mixer = mixer_for(model, unlearned)
+    if alpha is None:
+        alpha, trace = calibrate_mix(mixer, lambda: calibration.measure(model, tokenizer), bar, ControlConfig().tolerance)
+        record.update(alpha=alpha, trace=trace)
+    else:
+        mixer(alpha)
+    save_checkpoint(out, model, tokenizer, record)
+    return record
+
+
+def read_record(folder) -> dict:
+    """The control.json of a checkpoint folder, or {} when it has none."""
+    path = Path(folder) / CONTROL_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

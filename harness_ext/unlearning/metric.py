@@ -1,0 +1,162 @@
+"""The calibration metric of the controls: an lm-eval task on the in-memory model, and the target's cached value.
+
+The target's value is cached on disk per (checkpoint content hash, task config: task, metric,
+limit, metadata, package version), in ``$UNLEARN_CACHE_DIR`` (default ``~/.cache/unlearn-bench``),
+so it is computed once per target and never shared between different models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from harness_ext.unlearning.config import UnlearnError
+
+CACHE_ENV = "UNLEARN_CACHE_DIR"
+CACHE_FILE = "target_metrics.json"
+
+
+def package_version() -> str:
+    """The installed unlearn-bench version (``unknown`` when run from an uninstalled tree)."""
+    try:
+        return version("unlearn-bench")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Which lm-eval metric calibrates a control: ``results[task][f"{metric},none"]``."""
+
+    metric: str = "es_retain"
+    task: str = "unlearn_tofu_utility"
+    limit: int | None = None
+    metadata: dict = field(default_factory=dict)
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise UnlearnError(f"--calibrate-limit must be at least 1, got {self.limit}")
+
+    def task_config(self) -> dict:
+        """What the metric's value depends on besides the model (the batch size does not count)."""
+        config = asdict(self)
+        del config["batch_size"]
+        return {**config, "package_version": package_version()}
+
+
+def read_metric(results: dict, spec: MetricSpec) -> float:
+    """The metric's value from lm-eval's results dict; a clear error naming what is there instead."""
+    task_results = results.get("results", {}).get(spec.task)
+    if task_results is None:
+        raise UnlearnError(f"task {spec.task!r} is not in the results; got {sorted(results.get('results', {}))}")
+    key = f"{spec.metric},none"
+    if key not in task_results:
+        known = sorted(name.split(",")[0] for name in task_results if "_stderr" not in name and "," in name)
+        raise UnlearnError(f"metric {spec.metric!r} is not reported by task {spec.task!r}; known: {', '.join(known)}")
+    return float(task_results[key])
+
+
+def lm_eval_metric(spec: MetricSpec) -> Callable:
+    """``metric_fn(model, tokenizer) -> float``: ``spec``'s task on the in-memory model through unlearn_hf."""
+
+    def measure(model, tokenizer) -> float:
+        from harness_ext.evaluation import evaluate
+        from harness_ext.models import UnlearnHFLM
+
+        was_training = model.training
+        model.eval()
+        try:
+            lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
+            results = evaluate(lm, [spec.task], limit=spec.limit, metadata=spec.metadata or None)
+        finally:
+            model.train(was_training)
+        return read_metric(results, spec)
+
+    return measure
+
+
+def content_hash(model, tokenizer) -> str:
+    """SHA-256 of the weights (names, dtypes, shapes, bytes) and the tokenizer (vocabulary, specials, BOS rule)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    probe = tokenizer("Question: x\nAnswer: y")["input_ids"]
+    described = [sorted(tokenizer.get_vocab().items()), tokenizer.special_tokens_map, probe]
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """``$UNLEARN_CACHE_DIR``, else ``~/.cache/unlearn-bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "unlearn-bench").expanduser()
+
+
+class TargetCache:
+    """A JSON file of target metric values keyed by (model content hash, task config)."""
+
+    def __init__(self, directory: Path | None = None):
+        self.path = Path(directory or cache_dir()) / CACHE_FILE
+
+    def _read(self) -> dict:
+        if not self.path.is_file():
+            return {}
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}  # a damaged cache is recomputed, never trusted
+
+    def _write(self, entries: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".target_metrics.")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(entries, stream, indent=1, sort_keys=True)
+        os.replace(temporary, self.path)
+
+    @staticmethod
+    def key(model_hash: str, task_config: dict) -> str:
+        return hashlib.sha256(json.dumps([model_hash, task_config], sort_keys=True).encode()).hexdigest()
+
+    def value(self, model, tokenizer, task_config: dict, compute: Callable[[], float]) -> tuple[float, bool]:
+        """``(value, was_cached)``: the stored value for this model and config, else ``compute()`` stored."""
+        key = self.key(content_hash(model, tokenizer), task_config)
+        entries = self._read()
+        if key in entries:
+            return float(entries[key]["value"]), True
+        value = float(compute())
+        entries[key] = {"value": value, "task_config": task_config}
+        self._write(entries)
+        return value, False
+
+
+@dataclass
+class Calibration:
+    """A control's metric: ``spec`` measured by ``metric_fn`` (default: the lm-eval task, with the target cached).
+
+    A custom ``metric_fn`` is measured every time: the cache only knows lm-eval task configs.
+    """
+
+    spec: MetricSpec
+    metric_fn: Callable | None = None
+
+    def measure(self, model, tokenizer) -> float:
+        return float((self.metric_fn or lm_eval_metric(self.spec))(model, tokenizer))
+
+    def target_value(self, model, tokenizer) -> tuple[float, bool]:
+        """``(value, was_cached)`` for the target model."""
+        if self.metric_fn is not None:
+            return self.measure(model, tokenizer), False
+        return TargetCache().value(model, tokenizer, self.spec.task_config(), lambda: self.measure(model, tokenizer))
+
+    def record(self) -> dict:
+        return {"metric": self.spec.metric, "task": self.spec.task, "limit": self.spec.limit,
+                "metadata": self.spec.metadata, "metric_fn": "lm-eval" if self.metric_fn is None else "custom"}
