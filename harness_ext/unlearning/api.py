@@ -14,10 +14,11 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from harness_ext.data import load_refusals, load_spec
+from harness_ext.mixing import AdapterScaler, WeightMixer, check_alpha, mixer_for, state_dict_copy
 from harness_ext.unlearning.batches import finetune_loader, unlearn_loader
 from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_out, load_model, save_checkpoint
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, UnlearnError, as_record, config_from, resolve
-from harness_ext.unlearning.control import ControlConfig, EarlyStop, bar_for, calibrate_mix
+from harness_ext.unlearning.control import ControlConfig, EarlyStop, calibrate_mix
 from harness_ext.unlearning.logprobs import Reference, answer_ce
 from harness_ext.unlearning.losses import LossContext, Method, get_method, rmu_layers
 from harness_ext.unlearning.metric import Calibration, MetricSpec, package_version
@@ -134,39 +135,47 @@ def unlearn(
 
     record = base_record(chosen.name, config, 0, {"forget": forget_label, "retain": retain_label}, source)
     record.update(control=controls.kind, tau=controls.tau)
-    bar = None
     if controls.measured:
-        target_value, cached = calibration.target_value(model, tokenizer)
-        bar = bar_for(target_value, controls.tau)
-        record["calibration"] = {**calibration.record(), "target_value": target_value, "cached": cached, "bar": bar}
-
+        record["calibration"] = calibration.target_bar(model, tokenizer, controls.tau)
     set_seed(config.seed)
     accelerator = Accelerator()
-    target_state = None
-    if controls.kind == "mix" and not config.lora:
-        from harness_ext.mixing import state_dict_copy
-
-        target_state = state_dict_copy(model)
-    model = prepare_trainable(model, chosen, config)
-    context = LossContext(config, Reference(model).to(accelerator.device) if chosen.reference else None)
     loader = unlearn_loader(tokenizer, forget_rows, retain_rows, config.batch_size, config.seed, config.max_length, refusals)
-    stopper = None
-    if controls.kind == "early-stop":
-        stopper = EarlyStop(model, lambda: calibration.measure(model, tokenizer), bar, controls.eval_every)
-
-    trained = train(accelerator, model, lambda m, s: chosen.loss(m, s, context), loader, config,
-                    on_step=stopper, description=f"unlearn ({chosen.name})")
-    model = accelerator.unwrap_model(trained.model)
-    record["steps"] = trained.steps
-    if stopper is not None:
-        if not trained.stopped_early:
-            stopper.finish(trained.steps)
-        record.update(trace=stopper.trace, kept_step=stopper.kept_step)
-    if controls.kind == "mix" and accelerator.is_main_process:
-        alpha, trace = mix_control(model, target_state, lambda: calibration.measure(model, tokenizer), bar, controls)
-        record.update(alpha=alpha, trace=trace)
+    controlled = ControlledRun(accelerator, chosen, config, controls, lambda network: calibration.measure(network, tokenizer),
+                               record.get("calibration", {}).get("bar"))
+    model = controlled.run(model, loader, record)
     save_from_main(accelerator, out, model, tokenizer, record)
     return record
+
+
+class ControlledRun:
+    """Training with a control: early stopping during the loop, or mixing calibrated after it."""
+
+    def __init__(self, accelerator, method: Method, config: UnlearnConfig, controls: ControlConfig, measure, bar):
+        self.accelerator, self.method, self.config, self.controls = accelerator, method, config, controls
+        self.measure, self.bar = measure, bar
+
+    def run(self, model, loader, record: dict):
+        """Train ``model`` and apply the control; fills ``steps`` (and ``alpha``/``trace``) in ``record``."""
+        mixing = self.controls.kind == "mix"
+        target_state = state_dict_copy(model) if mixing and not self.config.lora else None
+        model = prepare_trainable(model, self.method, self.config)
+        reference = Reference(model).to(self.accelerator.device) if self.method.reference else None
+        context = LossContext(self.config, reference)
+        stopper = None
+        if self.controls.kind == "early-stop":
+            stopper = EarlyStop(model, lambda: self.measure(model), self.bar, self.controls.eval_every)
+        trained = train(self.accelerator, model, lambda network, step: self.method.loss(network, step, context),
+                        loader, self.config, on_step=stopper, description=f"unlearn ({self.method.name})")
+        model = self.accelerator.unwrap_model(trained.model)
+        record["steps"] = trained.steps
+        if stopper is not None:
+            if not trained.stopped_early:
+                stopper.finish(trained.steps)
+            record.update(trace=stopper.trace, kept_step=stopper.kept_step)
+        if mixing and self.accelerator.is_main_process:
+            alpha, trace = mix_control(model, target_state, lambda: self.measure(model), self.bar, self.controls)
+            record.update(alpha=alpha, trace=trace)
+        return model
 
 
 def prepare_trainable(model, method: Method, config: UnlearnConfig):
@@ -183,8 +192,6 @@ def prepare_trainable(model, method: Method, config: UnlearnConfig):
 
 def mix_control(model, target_state, measure: Callable[[], float], bar: float, controls: ControlConfig):
     """Calibrate α on the trained ``model`` (full weights against ``target_state``, or its LoRA adapter)."""
-    from harness_ext.mixing import AdapterScaler, WeightMixer, state_dict_copy
-
     if target_state is None:
         mixer = AdapterScaler(model)
     else:
@@ -212,8 +219,6 @@ def mix(
     Give ``alpha`` to mix at that α, or ``tau`` to calibrate α as ``--control mix`` does.
     Returns the control.json record.
     """
-    from harness_ext.mixing import check_alpha, mixer_for
-
     if (alpha is None) == (tau is None):
         raise UnlearnError("give exactly one of --alpha (mix at that α) or --tau (calibrate α)")
     if alpha is not None:
@@ -230,11 +235,10 @@ def mix(
         "model": source, "unlearned": str(unlearned), "unlearn_bench_version": package_version(),
     }
     if tau is not None:
-        target_value, cached = calibration.target_value(model, tokenizer)
-        bar = bar_for(target_value, tau)
-        record["calibration"] = {**calibration.record(), "target_value": target_value, "cached": cached, "bar": bar}
+        record["calibration"] = calibration.target_bar(model, tokenizer, tau)
     model, mixer = mixer_for(model, unlearned)
     if alpha is None:
+        bar = record["calibration"]["bar"]
         alpha, trace = calibrate_mix(mixer, lambda: calibration.measure(model, tokenizer), bar, ControlConfig().tolerance)
         record.update(alpha=alpha, trace=trace)
     else:

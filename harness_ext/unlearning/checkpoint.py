@@ -85,9 +85,8 @@ def load_model(model, tokenizer=None, dtype: str = "auto"):
         raise UnlearnError(f"model must be a checkpoint path or a PreTrainedModel, got {type(model).__name__}")
     try:
         loaded = AutoModelForCausalLM.from_pretrained(str(model), dtype=dtype)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
+        if tokenizer is None or isinstance(tokenizer, (str, Path)):
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or model))
     except (OSError, ValueError) as error:
         raise UnlearnError(f"cannot load model {str(model)!r}: {error}") from None
-    if isinstance(tokenizer, (str, Path)):
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
     return loaded, tokenizer, str(model)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from harness_ext.unlearning.config import UnlearnError
+from harness_ext.unlearning.control import bar_for
 
 CACHE_ENV = "UNLEARN_CACHE_DIR"
 CACHE_FILE = "target_metrics.json"
@@ -157,6 +158,11 @@ class Calibration:
             return self.measure(model, tokenizer), False
         return TargetCache().value(model, tokenizer, self.spec.task_config(), lambda: self.measure(model, tokenizer))
 
-    def record(self) -> dict:
-        return {"metric": self.spec.metric, "task": self.spec.task, "limit": self.spec.limit,
-                "metadata": self.spec.metadata, "metric_fn": "lm-eval" if self.metric_fn is None else "custom"}
+    def target_bar(self, model, tokenizer, tau: float) -> dict:
+        """The calibration record of a control: the metric, the target's value and the bar τ × value."""
+        value, cached = self.target_value(model, tokenizer)
+        return {
+            "metric": self.spec.metric, "task": self.spec.task, "limit": self.spec.limit, "metadata": self.spec.metadata,
+            "metric_fn": "lm-eval" if self.metric_fn is None else "custom",
+            "target_value": value, "cached": cached, "bar": bar_for(value, tau),
+        }
