@@ -22,7 +22,7 @@ def _run_reference(args) -> int:
 
 def _commands() -> dict:
     """name → (help, add_arguments, run); imported lazily so `--help` stays fast."""
-    from harness_ext import synth
+    from harness_ext import leaderboard, synth
     from harness_ext.unlearning import commands
 
     return {
@@ -32,6 +32,8 @@ def _commands() -> dict:
         "unlearn": ("unlearn a forget set, optionally controlled (mixing, early stopping)",
                     commands.add_unlearn_arguments, commands.run_unlearn),
         "synth": ("write a synthetic TOFU-format benchmark", synth.add_arguments, synth.run),
+        "leaderboard": ("leaderboard tables and plots from lm-eval runs, compared at matched utility",
+                        leaderboard.add_arguments, leaderboard.run),
     }
 
 
