@@ -152,25 +152,26 @@ class LmEvalTokenization:
     def token_requests(self, context: str, continuation: str) -> list[tuple[tuple[str, str], int]]:
         """One request per continuation token t: ((context, continuation), s) scoring tokens s..t.
 
-        s = t unless token t follows whitespace-only tokens: lm-eval moves a context's trailing
-        whitespace into the continuation, so those tokens are scored again with t.
+        s = t when the text can be cut exactly before token t. lm-eval moves a context's trailing
+        whitespace into the continuation, and a byte-level token may end inside a character, so
+        tokens after such boundaries are scored together with the preceding ones.
         """
         context_tokens, tokens = self.split(context, continuation)
         text = context + continuation
         ends = _token_ends(self.tokenizer, text, len(context_tokens) + len(tokens))
+        offset = len(context_tokens)
         requests = []
         for position in range(len(tokens)):
-            start = position
-            while start > 0 and not text[ends[len(context_tokens) + start - 2]:ends[len(context_tokens) + start - 1]].strip():
-                start -= 1
-            cut, end = ends[len(context_tokens) + start - 1], ends[len(context_tokens) + position]
-            pair = (text[:cut], text[cut:end])
-            if self.split(*pair) != (context_tokens + tokens[:start], tokens[start:position + 1]):
+            for start in range(position, -1, -1):
+                pair = (text[: ends[offset + start - 1]], text[ends[offset + start - 1]: ends[offset + position]])
+                if pair[1] and self.split(*pair) == (context_tokens + tokens[:start], tokens[start:position + 1]):
+                    requests.append((pair, start))
+                    break
+            else:
                 raise ValueError(
                     f"cannot split {continuation!r} into token requests that re-tokenise exactly with this "
                     "tokenizer; score through `unlearn-bench eval` (per-token details) instead"
                 )
-            requests.append((pair, start))
         return requests
 
 
