@@ -128,3 +128,15 @@ def test_mix_control_on_es_retain_through_the_tasks(memorised_model, tmp_path, m
     assert results["results"]["unlearn_tofu_utility"]["es_retain,none"] >= calibration["bar"]
     target, tokenizer = load(memorised_model)
     assert Calibration(MetricSpec(limit=4)).target_value(target, tokenizer) == (calibration["target_value"], True)
+
+
+def test_ga_bound_control_stops_gradient_ascent_on_sequences_already_above_the_bound(memorised_model, tmp_path):
+    common = {"max_steps": 3, "lr": 1e-3, "weight_decay": 0.0}
+    record = unlearn(str(memorised_model), "ga", forget_rows(), retain_rows(), tmp_path / "bound0",
+                     control="ga-bound", ga_bound=0.0, **common)  # every forget NLL is above 0: no gradient
+    assert (record["control"], record["hyperparameters"]["ga_bound"]) == ("ga-bound", 0.0)
+    assert same_weights(load(tmp_path / "bound0")[0], load(memorised_model)[0])
+    unlearn(str(memorised_model), "ga", forget_rows(), retain_rows(), tmp_path / "bound9",
+            control="ga-bound", ga_bound=9.0, **common)  # every forget NLL is below 9: plain GA
+    unlearn(str(memorised_model), "ga", forget_rows(), retain_rows(), tmp_path / "plain", **common)
+    assert same_weights(load(tmp_path / "bound9")[0], load(tmp_path / "plain")[0])

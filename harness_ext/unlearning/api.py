@@ -20,7 +20,7 @@ from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_out, load_mode
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, UnlearnError, as_record, config_from, resolve
 from harness_ext.unlearning.control import ControlConfig, EarlyStop, calibrate_mix
 from harness_ext.unlearning.logprobs import Reference, answer_ce
-from harness_ext.unlearning.losses import LossContext, Method, get_method, rmu_layers
+from harness_ext.unlearning.losses import METHODS, LossContext, Method, get_method, rmu_layers
 from harness_ext.unlearning.metric import Calibration, MetricSpec, package_version
 from harness_ext.unlearning.train import train
 
@@ -87,7 +87,8 @@ def unlearn_config(method: Method, hyperparameters: dict) -> UnlearnConfig:
     """The method's resolved hyper-parameters, checked against what the method supports."""
     config = resolve(config_from(UnlearnConfig, hyperparameters), method.defaults)
     if config.ga_bound is not None and not method.bounded:
-        raise UnlearnError(f"--ga-bound applies to methods with a −CE_f term (ga, graddiff, kl), not {method.name!r}")
+        bounded = ", ".join(sorted(name for name, entry in METHODS.items() if entry.bounded))
+        raise UnlearnError(f"--ga-bound applies to methods with a −CE_f term ({bounded}), not {method.name!r}")
     if config.lora and method.trains is not None:
         raise UnlearnError(f"{method.name!r} chooses the weights it trains; it cannot be combined with --lora")
     return config
@@ -104,10 +105,7 @@ def unlearn(
     control: str = "none",
     tau: float | None = None,
     eval_every: int = 10,
-    calibrate_on: str = "es_retain",
-    calibrate_task: str = "unlearn_tofu_utility",
-    calibrate_limit: int | None = None,
-    calibrate_metadata: dict | None = None,
+    calibrate: MetricSpec | None = None,
     metric_fn: Callable | None = None,
     overwrite: bool = False,
     **hyperparameters,
@@ -116,7 +114,8 @@ def unlearn(
 
     ``model``: a checkpoint path, or a PreTrainedModel with ``tokenizer``. ``forget``/``retain``:
     ``tofu:<config>`` specs or rows. ``control``: none, mix, early-stop, ga-bound (τ for mix and
-    early-stop). ``metric_fn(model, tokenizer) -> float`` replaces the lm-eval calibration metric.
+    early-stop). ``calibrate``: the calibration metric (default es_retain of unlearn_tofu_utility);
+    ``metric_fn(model, tokenizer) -> float`` replaces it by any function.
     ``hyperparameters``: fields of :class:`UnlearnConfig`. Returns the control.json record.
     """
     chosen = get_method(method)
@@ -124,7 +123,7 @@ def unlearn(
     controls = ControlConfig(control, tau, eval_every)
     if controls.kind == "ga-bound" and config.ga_bound is None:
         raise UnlearnError("--control ga-bound needs --ga-bound δ (the NLL above which forget sequences stop)")
-    calibration = Calibration(MetricSpec(calibrate_on, calibrate_task, calibrate_limit, calibrate_metadata or {}), metric_fn)
+    calibration = Calibration(calibrate or MetricSpec(), metric_fn)
     out = check_out(out, overwrite)
     forget_rows, forget_label = load_rows(forget, "forget")
     retain_rows, retain_label = load_rows(retain, "retain")
@@ -207,10 +206,7 @@ def mix(
     alpha: float | None = None,
     tau: float | None = None,
     tokenizer=None,
-    calibrate_on: str = "es_retain",
-    calibrate_task: str = "unlearn_tofu_utility",
-    calibrate_limit: int | None = None,
-    calibrate_metadata: dict | None = None,
+    calibrate: MetricSpec | None = None,
     metric_fn: Callable | None = None,
     overwrite: bool = False,
 ) -> dict:
@@ -225,7 +221,7 @@ def mix(
         check_alpha(alpha)
     else:
         ControlConfig("mix", tau)
-    calibration = Calibration(MetricSpec(calibrate_on, calibrate_task, calibrate_limit, calibrate_metadata or {}), metric_fn)
+    calibration = Calibration(calibrate or MetricSpec(), metric_fn)
     out = check_out(out, overwrite)
     model, tokenizer, source = load_model(target, tokenizer)
     previous = read_record(unlearned)

@@ -65,11 +65,8 @@ def add_calibration_flags(parser) -> None:
     parser.add_argument("--calibrate-metadata", type=json.loads, default=None, help="JSON metadata for the task (default: none)")
 
 
-def calibration_kwargs(args) -> dict:
-    return {
-        "calibrate_on": args.calibrate_on, "calibrate_task": args.calibrate_task,
-        "calibrate_limit": args.calibrate_limit, "calibrate_metadata": args.calibrate_metadata,
-    }
+def calibration_spec(args) -> MetricSpec:
+    return MetricSpec(args.calibrate_on, args.calibrate_task, args.calibrate_limit, args.calibrate_metadata or {})
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -132,7 +129,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
     return reported("unlearn", lambda: unlearn(
         args.model, args.method, args.forget, args.retain, args.out,
         control=args.control, tau=args.tau, eval_every=args.eval_every, overwrite=args.overwrite,
-        **calibration_kwargs(args), **hyperparameters(args, TRAIN_FLAGS, METHOD_FLAGS),
+        calibrate=calibration_spec(args), **hyperparameters(args, TRAIN_FLAGS, METHOD_FLAGS),
     ))
 
 
@@ -141,5 +138,5 @@ def run_mix(args: argparse.Namespace) -> int:
 
     return reported("mix", lambda: mix(
         args.target, args.unlearned, args.out, alpha=args.alpha, tau=args.tau, overwrite=args.overwrite,
-        **calibration_kwargs(args),
+        calibrate=calibration_spec(args),
     ))
