@@ -245,7 +245,10 @@ def test_tiny_hf_model_runs_every_probe(local_data):
 
 @pytest.mark.slow
 def test_smollm2_arc_easy_accuracy(local_data, smollm2):
-    """The real SmolLM2-135M on 200 ARC-Easy questions: well above chance (0.25); measured 0.xx."""
+    """The real SmolLM2-135M-Instruct on 200 ARC-Easy questions: well above chance (0.25).
+
+    Measured: acc 0.49, acc_norm 0.46; about 13 min on two contended CPU cores (batch 8).
+    """
     from lm_eval.models.huggingface import HFLM
 
     model = HFLM(pretrained=str(smollm2), batch_size=8, device="cpu")
