@@ -27,8 +27,11 @@ def train_memorised_model(folder: Path, seed: int = 0) -> Path:
     if (folder / "model.safetensors").exists():
         return folder
     rows = training_rows()
-    vocabulary_rows = list(load_tofu("forget01_perturbed")) + list(load_tofu("retain_perturbed"))[:RETAIN_QUESTIONS]
-    model, tokenizer = build_tiny_model(tofu_texts(vocabulary_rows), vocab_size=2048, hidden_size=64, layers=2, seed=seed)
+    # A vocabulary rich enough that multi-byte characters and words with their leading space are
+    # single tokens, as in real tokenizers (the plain-lm_eval fallback path relies on it).
+    configs = ("forget01_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+    vocabulary_rows = [row for config in configs for row in load_tofu(config)]
+    model, tokenizer = build_tiny_model(tofu_texts(vocabulary_rows), vocab_size=4096, hidden_size=64, layers=2, seed=seed)
     _train(model, tokenizer, rows, seed)
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
