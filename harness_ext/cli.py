@@ -31,6 +31,8 @@ def _commands() -> dict:
                      commands.add_finetune_arguments, commands.run_finetune),
         "unlearn": ("unlearn a forget set, optionally controlled (mixing, early stopping)",
                     commands.add_unlearn_arguments, commands.run_unlearn),
+        "mix": ("mix a target and an unlearned model at a given α or calibrated to τ",
+                commands.add_mix_arguments, commands.run_mix),
         "synth": ("write a synthetic TOFU-format benchmark", synth.add_arguments, synth.run),
         "leaderboard": ("leaderboard tables and plots from lm-eval runs, compared at matched utility",
                         leaderboard.add_arguments, leaderboard.run),
