@@ -160,14 +160,32 @@ def test_plain_hf_fallback_matches_direct_computation(memorised_model, expected_
     _assert_agree(results["unlearn_tofu_utility"], expected_utility)
 
 
+def _unique_work():
+    """Unique (context + continuation) texts and unique generation prompts the two tasks need."""
+    from harness_ext.documents import tofu_utility_documents
+
+    forget = list(load_tofu("forget01_perturbed"))[:FORGET_DOCS]
+    utility = [tofu_utility_documents()["test"][i] for i in UTILITY_DOCS]
+    sequences, prompts = set(), set()
+    for doc in forget + utility:
+        answers = [doc["answer"], *doc["perturbed_answer"]] + ([doc["paraphrased_answer"]] if doc["paraphrased_answer"] else [])
+        sequences |= {(doc["question"], answer) for answer in answers}
+        prompts.add(doc["question"])
+    for doc in forget:
+        sequences.add((doc["paraphrased_question"], doc["answer"]))
+        prompts.add(doc["paraphrased_question"])
+    return sequences, prompts
+
+
 def test_one_forward_pass_per_unique_sequence(memorised_model):
     from harness_ext.models import UnlearnHFLM
 
     lm = UnlearnHFLM(pretrained=str(memorised_model), batch_size=8, device="cpu")
     _evaluate(lm)
-    # forget: answer, paraphrased answer, 5 perturbed, answer after the paraphrased question; 2 generations
-    # utility: retain 1 + 1 + 5 sequences, ra/wf 1 + 3; one generation each
-    sequences = FORGET_DOCS * 8 + 8 * 7 + 6 * 4
-    assert lm.stats["loglikelihood_requests"] == sequences
-    assert lm.stats["sequences_scored"] <= sequences
-    assert lm.stats["generations"] == FORGET_DOCS * 2 + len(UTILITY_DOCS)
+    sequences, prompts = _unique_work()
+    # forget: answer, paraphrased answer, 5 perturbed, answer after the paraphrased question; utility:
+    # retain 1 + 1 + 5, ra/wf 1 + 3 per document
+    assert lm.stats["loglikelihood_requests"] == FORGET_DOCS * 8 + 8 * 7 + 6 * 4
+    assert lm.stats["sequences_scored"] == len(sequences)
+    assert lm.stats["generation_requests"] == FORGET_DOCS * 2 + len(UTILITY_DOCS)
+    assert lm.stats["generations"] == len(prompts)
