@@ -44,3 +44,69 @@ def build_reference(run: str | Path, out: str | Path) -> dict:
     payload = reference_payload({task: truth_ratios(path) for task, path in latest_samples(Path(run)).items()})
     atomic_write_json(out, payload)
     return payload
+
+
+# --- Membership inference AUCs (privleak's reference) -------------------------------------------------
+
+MIA_SAMPLES_GLOB = "samples_unlearn_tofu_mia_forget*_*.jsonl"
+
+
+def latest_mia_samples(run: Path) -> dict[str, Path]:
+    """The newest ``--log_samples`` file of each MIA task under an lm-eval ``--output_path`` (may be none)."""
+    found: dict[str, Path] = {}
+    for path in sorted(Path(run).rglob(MIA_SAMPLES_GLOB), key=lambda p: p.name):
+        found[path.name[len("samples_"):].rsplit("_", 1)[0]] = path
+    return found
+
+
+def mia_aucs(samples: Path) -> dict:
+    """One MIA task's reference entry (its four AUCs and document counts) from one samples file."""
+    from unlearn_metrics.mia import roc_auc
+    from unlearn_tasks.tofu.reference import MIA_KEYS, mia_reference_entry
+
+    scores = {key: ([], []) for key in MIA_KEYS}
+    indices = {"forget": [], "holdout": []}
+    for number, line in enumerate(samples.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            sample = json.loads(line)
+            indices[sample["doc"]["split"]].append(sample["doc"]["index"])
+            for key in MIA_KEYS:
+                member, score = sample[key]
+                scores[key][0 if member else 1].append(score)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise ReferenceError(f"{samples}:{number}: not a TOFU MIA sample ({error})") from None
+    for split, seen in indices.items():
+        if sorted(seen) != list(range(len(seen))) or not seen:
+            raise ReferenceError(f"{samples}: {split} documents are missing")
+    aucs = {key: None if None in members + nonmembers else roc_auc(members, nonmembers)
+            for key, (members, nonmembers) in scores.items()}
+    return mia_reference_entry(aucs, len(indices["forget"]), len(indices["holdout"]))
+
+
+def build_retain_reference(run: str | Path, out: str | Path) -> dict:
+    """Like :func:`build_reference`, plus one entry of AUCs per MIA task found in the run.
+
+    Needs forget-task samples, MIA-task samples, or both.
+    """
+    mia_samples = latest_mia_samples(Path(run))
+    try:
+        forget_samples = latest_samples(Path(run))
+    except ReferenceError:
+        if not mia_samples:
+            raise ReferenceError(
+                f"no {SAMPLES_GLOB} or {MIA_SAMPLES_GLOB} under {run}: evaluate the retain model with "
+                "--output_path and --log_samples"
+            ) from None
+        forget_samples = {}
+    payload = reference_payload({task: truth_ratios(path) for task, path in forget_samples.items()})
+    payload["tasks"].update({task: mia_aucs(path) for task, path in mia_samples.items()})
+    atomic_write_json(out, payload)
+    return payload
+
+
+def describe_entry(entry: dict) -> str:
+    """One line about a reference entry, for the ``reference`` command's output."""
+    if "truth_ratio" in entry:
+        return f"{len(entry['truth_ratio'])} truth ratios"
+    aucs = ", ".join(f"{key}={entry[key]:.4f}" for key in ("auc_mink", "auc_minkpp") if entry.get(key) is not None)
+    return f"MIA AUCs on {entry['members']} members / {entry['nonmembers']} non-members ({aucs})"

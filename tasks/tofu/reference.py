@@ -71,3 +71,61 @@ def reference_payload(per_task: dict[str, list[tuple[str, float]]]) -> dict:
     tasks = {task: {"questions": [q for q, _ in items], "truth_ratio": [r for _, r in items]}
              for task, items in per_task.items()}
     return {"format": FORMAT, "tasks": tasks}
+
+
+# --- Membership inference: the retain model's AUCs, for privleak ------------------------------------
+# Our format stores one entry per MIA task beside the truth-ratio entries:
+#   "unlearn_tofu_mia_forget01": {"auc_loss": a, "auc_zlib": a, "auc_mink": a, "auc_minkpp": a or null,
+#                                 "members": 40, "nonmembers": 40}
+# open-unlearning's retain log gives Min-K% only: {"mia_min_k": {"agg_value": a, "forget": {...}, ...}}.
+
+MIA_KEYS = ("auc_loss", "auc_zlib", "auc_mink", "auc_minkpp")
+PRIVLEAK_REFERENCE_KEY = "auc_mink"
+
+
+def load_mia_reference(path: str | Path, task: str, members: int, nonmembers: int) -> dict[str, float]:
+    """The retain model's AUCs for ``task`` (at least ``auc_mink``), checked against the task's document counts."""
+    data = _read(Path(path))
+    if data.get("format") == FORMAT:
+        aucs = _ours_mia(data, path, task, members, nonmembers)
+    elif "mia_min_k" in data:
+        aucs = _open_unlearning_mia(data, path, members, nonmembers)
+    else:
+        raise ReferenceError(f"{path}: neither an unlearn-bench reference nor an open-unlearning retain log")
+    value = aucs.get(PRIVLEAK_REFERENCE_KEY)
+    if value is None or not 0.0 <= value < 1.0:
+        raise ReferenceError(f"retain_ref {path} for {task}: {PRIVLEAK_REFERENCE_KEY} must be an AUC in [0, 1), got {value!r}")
+    return aucs
+
+
+def _ours_mia(data: dict, path, task: str, members: int, nonmembers: int) -> dict[str, float]:
+    entry = data.get("tasks", {}).get(task)
+    if entry is None:
+        raise ReferenceError(
+            f"retain_ref {path} has no entry for {task}; it has {sorted(data.get('tasks', {}))}. "
+            f"Evaluate the retain model on {task} too (with --log_samples) and rebuild it with `unlearn-bench reference`"
+        )
+    if (entry.get("members"), entry.get("nonmembers")) != (members, nonmembers):
+        raise ReferenceError(
+            f"retain_ref {path} for {task} was computed on {entry.get('members')} members and "
+            f"{entry.get('nonmembers')} non-members, the task has {members} and {nonmembers} "
+            "(different split, data or a --limit run); rebuild it from a full run on the same data"
+        )
+    return {key: float(entry[key]) for key in MIA_KEYS if entry.get(key) is not None}
+
+
+def _open_unlearning_mia(data: dict, path, members: int, nonmembers: int) -> dict[str, float]:
+    log = data["mia_min_k"]
+    counts = tuple(len(log.get(split, {}).get("value_by_index", {})) for split in ("forget", "holdout"))
+    if any(counts) and counts != (members, nonmembers):
+        raise ReferenceError(
+            f"retain_ref {path} (open-unlearning log) scored {counts[0]} forget and {counts[1]} holdout items, "
+            f"the task has {members} and {nonmembers}"
+        )
+    return {PRIVLEAK_REFERENCE_KEY: float(log["agg_value"])}
+
+
+def mia_reference_entry(aucs: dict[str, float], members: int, nonmembers: int) -> dict:
+    """One MIA task's entry in our reference file (a NaN AUC is stored as null)."""
+    entry = {key: None if value is None or value != value else float(value) for key, value in aucs.items()}
+    return entry | {"members": members, "nonmembers": nonmembers}
