@@ -12,11 +12,11 @@ def _reference_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_reference(args) -> int:
-    from harness_ext.reference import build_reference
+    from harness_ext.reference import build_reference, describe_entry
 
     payload = build_reference(args.run, args.out)
     for task, entry in payload["tasks"].items():
-        print(f"{task}: {len(entry['truth_ratio'])} truth ratios -> {args.out}")
+        print(f"{task}: {describe_entry(entry)} -> {args.out}")
     return 0
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "eval":
         from harness_ext.evaluation import run_eval
 
-        return run_eval(argv[1:])
+        return _reporting_errors("eval", run_eval, argv[1:])
     parser = argparse.ArgumentParser(prog="unlearn-bench", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.add_parser("eval", help="lm_eval with our tasks and models (same flags as lm_eval run)", add_help=False)
@@ -54,10 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    return _reporting_errors(args.command, _commands()[args.command][2], args)
+
+
+def _reporting_errors(command: str, run, arguments) -> int:
+    """Run a command; a user error (DataError, ReferenceError, OutputError, ...) is one line and exit 2."""
     try:
-        return _commands()[args.command][2](args)
-    except (ValueError, OSError) as error:  # DataError, ReferenceError, OutputError, ... : one clear line
-        print(f"unlearn-bench {args.command}: error: {error}", file=sys.stderr)
+        return run(arguments)
+    except (ValueError, OSError) as error:
+        print(f"unlearn-bench {command}: error: {error}", file=sys.stderr)
         return 2
 
 

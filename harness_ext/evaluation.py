@@ -63,6 +63,7 @@ def run_eval(argv: list[str]) -> int:
     if args.tasks in (["list"], "list"):
         return _list_tasks()
     _adapt(args)
+    _check_checkpoint(args.model_args)
     cli.execute(args)
     return 0
 
@@ -75,6 +76,17 @@ def _adapt(args: argparse.Namespace) -> None:
         args.device = "cpu"
     if args.model in DETAIL_MODELS:
         args.metadata = {"token_details": True, **(args.metadata or {})}
+
+
+def _check_checkpoint(model_args) -> None:
+    """A local checkpoint path that does not exist is an error before anything loads."""
+    from harness_ext.data import DataError
+
+    arguments = model_args if isinstance(model_args, dict) else {}
+    for key in ("pretrained", "base", "peft"):
+        value = arguments.get(key)
+        if isinstance(value, str) and value.startswith(("/", "./", "../", "~")) and not Path(value).expanduser().exists():
+            raise DataError(f"checkpoint not found: {key}={value}")
 
 
 def _list_tasks() -> int:

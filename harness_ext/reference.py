@@ -11,16 +11,11 @@ from unlearn_tasks.tofu.reference import ReferenceError, reference_payload
 SAMPLES_GLOB = "samples_unlearn_tofu_forget*_*.jsonl"
 
 
-def latest_samples(run: Path) -> dict[str, Path]:
-    """The newest ``--log_samples`` file of each TOFU forget task under an lm-eval ``--output_path``."""
+def latest_samples(run: Path, pattern: str = SAMPLES_GLOB) -> dict[str, Path]:
+    """The newest ``--log_samples`` file of each task matching ``pattern`` under an lm-eval ``--output_path``."""
     found: dict[str, Path] = {}
-    for path in sorted(Path(run).rglob(SAMPLES_GLOB), key=lambda p: p.name):
-        task = path.name[len("samples_"):].rsplit("_", 1)[0]
-        found[task] = path
-    if not found:
-        raise ReferenceError(
-            f"no {SAMPLES_GLOB} under {run}: evaluate the retain model with --output_path and --log_samples"
-        )
+    for path in sorted(Path(run).rglob(pattern), key=lambda p: p.name):
+        found[path.name[len("samples_"):].rsplit("_", 1)[0]] = path
     return found
 
 
@@ -40,23 +35,9 @@ def truth_ratios(samples: Path) -> list[tuple[str, float]]:
     return [(question, ratio) for _, question, ratio in items]
 
 
-def build_reference(run: str | Path, out: str | Path) -> dict:
-    payload = reference_payload({task: truth_ratios(path) for task, path in latest_samples(Path(run)).items()})
-    atomic_write_json(out, payload)
-    return payload
-
-
 # --- Membership inference AUCs (privleak's reference) -------------------------------------------------
 
 MIA_SAMPLES_GLOB = "samples_unlearn_tofu_mia_forget*_*.jsonl"
-
-
-def latest_mia_samples(run: Path) -> dict[str, Path]:
-    """The newest ``--log_samples`` file of each MIA task under an lm-eval ``--output_path`` (may be none)."""
-    found: dict[str, Path] = {}
-    for path in sorted(Path(run).rglob(MIA_SAMPLES_GLOB), key=lambda p: p.name):
-        found[path.name[len("samples_"):].rsplit("_", 1)[0]] = path
-    return found
 
 
 def mia_aucs(samples: Path) -> dict:
@@ -83,21 +64,16 @@ def mia_aucs(samples: Path) -> dict:
     return mia_reference_entry(aucs, len(indices["forget"]), len(indices["holdout"]))
 
 
-def build_retain_reference(run: str | Path, out: str | Path) -> dict:
-    """Like :func:`build_reference`, plus one entry of AUCs per MIA task found in the run.
-
-    Needs forget-task samples, MIA-task samples, or both.
-    """
-    mia_samples = latest_mia_samples(Path(run))
-    try:
-        forget_samples = latest_samples(Path(run))
-    except ReferenceError:
-        if not mia_samples:
-            raise ReferenceError(
-                f"no {SAMPLES_GLOB} or {MIA_SAMPLES_GLOB} under {run}: evaluate the retain model with "
-                "--output_path and --log_samples"
-            ) from None
-        forget_samples = {}
+def build_reference(run: str | Path, out: str | Path) -> dict:
+    """A retain model's reference from its run: per-question truth ratios of each TOFU forget task and
+    the AUCs of each MIA task whose ``--log_samples`` files are in the run."""
+    forget_samples = latest_samples(Path(run))
+    mia_samples = latest_samples(Path(run), MIA_SAMPLES_GLOB)
+    if not forget_samples and not mia_samples:
+        raise ReferenceError(
+            f"no {SAMPLES_GLOB} or {MIA_SAMPLES_GLOB} under {run}: evaluate the retain model with "
+            "--output_path and --log_samples"
+        )
     payload = reference_payload({task: truth_ratios(path) for task, path in forget_samples.items()})
     payload["tasks"].update({task: mia_aucs(path) for task, path in mia_samples.items()})
     atomic_write_json(out, payload)

@@ -176,17 +176,26 @@ class LmEvalTokenization:
 
 
 def _per_token_scores(responses: list, starts: list[int]) -> Scores:
-    """Per-token log-probs and greedy matches from requests that each end at one token."""
+    """Per-token log-probs and greedy matches from requests that each end at one token.
+
+    A request scoring tokens s..t tells t's greedy match only when s..t−1 all matched; otherwise
+    the match is unknown (None) and :func:`greedy_matches` refuses to use it.
+    """
     logprobs, greedy = [], []
     for position, ((loglikelihood, is_greedy), start) in enumerate(zip(responses, starts)):
         logprobs.append(float(loglikelihood) - sum(logprobs[start:position]))
-        if not all(greedy[start:position]):
-            raise ValueError(
-                "the fallback scoring path cannot tell whether a token after a mispredicted whitespace-only "
-                "token is greedy; score through `unlearn-bench eval` (per-token details) instead"
-            )
-        greedy.append(bool(is_greedy))
+        greedy.append(bool(is_greedy) if all(greedy[start:position]) else None)
     return Scores(logprobs, greedy)
+
+
+def greedy_matches(scores: Scores) -> list[bool]:
+    """The per-token greedy matches, which extraction strength and exact memorisation need."""
+    if scores.greedy is None or None in scores.greedy:
+        raise ValueError(
+            "per-token greedy matches are unknown on the fallback scoring path here (a token after a "
+            "mispredicted whitespace-only token); score through `unlearn-bench eval` (per-token details)"
+        )
+    return scores.greedy
 
 
 def _token_ends(tokenizer, text: str, count: int) -> list[int]:

@@ -41,9 +41,9 @@ def tofu_data_dir():
 @pytest.fixture(scope="session")
 def memorised_model(tofu_data_dir):
     """A tiny Llama trained to memorise TOFU forget01 + 40 retain questions (cached on disk)."""
-    from tests.memorised import train_memorised_model
+    from tests.memorised import VERSION, train_memorised_model
 
-    return train_memorised_model(CACHE / "memorised-forget01")
+    return train_memorised_model(CACHE / f"memorised-forget01-v{VERSION}")
 
 
 @pytest.fixture(scope="session")

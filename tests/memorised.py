@@ -16,7 +16,8 @@ from harness_ext.tiny_model import build_tiny_model, tofu_texts
 from unlearn_tasks.prompts import training_text
 
 RETAIN_QUESTIONS = 40
-EPOCHS = 40
+EPOCHS = 60
+VERSION = 3  # bump when the recipe changes: the cached model is keyed by it
 
 
 def training_rows() -> list[dict]:

@@ -21,7 +21,7 @@ from lm_eval.models.huggingface import HFLM
 from harness_ext.documents_mia import tofu_membership_documents
 from harness_ext.evaluation import evaluate, task_manager
 from harness_ext.models import TokenScores, UnlearnHFLM
-from harness_ext.reference import build_reference, build_retain_reference, describe_entry
+from harness_ext.reference import build_reference, describe_entry
 from harness_ext.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import ANCHORS, TOFU_DIR, requires
 from unlearn_tasks import prompts
@@ -192,7 +192,7 @@ def tiny_model(folder: Path, vocab_size: int):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """With 2048 tokens no answer of forget01/holdout01 has a whitespace-only token (see the xfail below)."""
+    """With 2048 tokens no answer of forget01/holdout01 has a whitespace-only token."""
     return tiny_model(tmp_path_factory.mktemp("tiny_mia"), 2048)
 
 
@@ -262,9 +262,6 @@ def test_fallback_path_gives_the_same_aucs_and_nan_minkpp(local_data, tiny, capl
     assert sum("auc_minkpp is NaN" in record.getMessage() for record in caplog.records) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "unlearn_tasks.scoring's fallback path raises when a whitespace-only answer token is mispredicted, "
-    "although MIA needs log-probs only (greedy matches unknown); ~6% of TOFU answers with SmolLM2's tokenizer"))
 def test_fallback_path_scores_answers_with_whitespace_only_tokens(local_data, tmp_path):
     path, model, tokenizer = tiny_model(tmp_path, 512)  # answers 0 and 2 have " " tokens with this vocabulary
     plain = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")
@@ -285,7 +282,7 @@ def test_a_model_is_its_own_retain_model(local_data, tiny, tmp_path):
     lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")
     first = evaluate(lm, [TASK], metadata={"tokenizer": str(path)}, log_samples=True, bootstrap_iters=0)
     save_samples(first, tmp_path)
-    payload = build_retain_reference(tmp_path, tmp_path / "ref.json")
+    payload = build_reference(tmp_path, tmp_path / "ref.json")
     entry = payload["tasks"][TASK]
     assert (entry["members"], entry["nonmembers"]) == (40, 40)
     for key in ("auc_loss", "auc_zlib", "auc_mink", "auc_minkpp"):
@@ -302,7 +299,7 @@ def test_one_reference_file_holds_truth_ratios_and_aucs(local_data, tiny, tmp_pa
     forget = [{"doc": {"question": f"q{i}"}, "forget_quality": {"index": i, "truth_ratio": 0.5 + i}} for i in range(3)]
     (tmp_path / "samples_unlearn_tofu_forget01_2026-01-01T00-00-00.000000.jsonl").write_text(
         "\n".join(json.dumps(sample) for sample in forget) + "\n")
-    payload = build_retain_reference(tmp_path, tmp_path / "both.json")
+    payload = build_reference(tmp_path, tmp_path / "both.json")
     assert set(payload["tasks"]) == {TASK, "unlearn_tofu_forget01"}
     assert payload["tasks"]["unlearn_tofu_forget01"] == build_reference(tmp_path, tmp_path / "tr.json")["tasks"]["unlearn_tofu_forget01"]
     assert describe_entry(payload["tasks"]["unlearn_tofu_forget01"]) == "3 truth ratios"
@@ -314,7 +311,7 @@ def test_reference_from_a_limited_run_is_refused_when_loaded(local_data, tiny, t
     path, model, tokenizer = tiny
     lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")
     save_samples(evaluate(lm, [TASK], limit=6, metadata={"tokenizer": str(path)}, log_samples=True, bootstrap_iters=0), tmp_path)
-    build_retain_reference(tmp_path, tmp_path / "ref.json")
+    build_reference(tmp_path, tmp_path / "ref.json")
     with pytest.raises(ReferenceError, match="--limit"):
         load_mia_reference(tmp_path / "ref.json", TASK, 40, 40)
 

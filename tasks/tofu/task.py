@@ -14,7 +14,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from unlearn_metrics import memorization, rouge, tofu
 from unlearn_tasks import prompts
-from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence
+from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence, greedy_matches
 from unlearn_tasks.tofu import aggregations
 from unlearn_tasks.tofu.reference import load_reference
 
@@ -53,7 +53,7 @@ class Prompting:
 
     def memorization_matches(self, scores: Scores) -> list[bool]:
         """Greedy matches the convention counts for ES/EM (open-unlearning also drops the EOS)."""
-        greedy = self.answer_scores(scores).greedy
+        greedy = greedy_matches(self.answer_scores(scores))
         return greedy[:-1] if self.open_unlearning else greedy
 
 
