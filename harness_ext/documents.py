@@ -5,6 +5,8 @@ lm-eval calls each loader as ``fn(**metadata, **dataset_kwargs)``; the task YAML
 
 from __future__ import annotations
 
+import itertools
+
 import datasets
 
 from harness_ext.data import DataError, load_tofu
@@ -14,8 +16,10 @@ UTILITY_SPLITS = {"retain": "retain_perturbed", "ra": "real_authors_perturbed", 
 DOCUMENT_FIELDS = ("split", "index", "question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answer")
 
 
-def _documents(config: str, split: str, required: tuple[str, ...]) -> list[dict]:
+def _documents(config: str, split: str, required: tuple[str, ...] = ("question", "answer")) -> list[dict]:
     rows = load_tofu(config)
+    if len(rows) == 0:
+        raise DataError(f"TOFU config {config!r} has no rows")
     documents = []
     for index, row in enumerate(rows):
         missing = [field for field in required if not row.get(field)]
@@ -39,3 +43,21 @@ def tofu_utility_documents(**_metadata) -> dict[str, datasets.Dataset]:
         required = PERTURBED_FIELDS + (("paraphrased_answer",) if split == "retain" else ())
         documents += _documents(config, split, required)
     return {"test": datasets.Dataset.from_list(documents)}
+
+
+def tofu_question_documents(config: str, split: str, **_metadata) -> dict[str, datasets.Dataset]:
+    """The questions (and answers) of one TOFU config, tagged ``split``: the fluency tasks' documents."""
+    return {"test": datasets.Dataset.from_list(_documents(config, split))}
+
+
+def tofu_membership_documents(forget: str, holdout: str, **_metadata) -> dict[str, datasets.Dataset]:
+    """Members (``forget``, e.g. ``forget01``) and non-members (``holdout``, e.g. ``holdout01``), interleaved.
+
+    Order: forget 0, holdout 0, forget 1, holdout 1, ... (the longer config's tail last), so that
+    ``--limit 2n`` keeps n members and n non-members and an AUC can still be computed.
+    ``member`` is True for the forget documents.
+    """
+    members = [doc | {"member": True} for doc in _documents(forget, "forget")]
+    nonmembers = [doc | {"member": False} for doc in _documents(holdout, "holdout")]
+    pairs = itertools.zip_longest(members, nonmembers)
+    return {"test": datasets.Dataset.from_list([doc for pair in pairs for doc in pair if doc is not None])}

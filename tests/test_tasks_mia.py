@@ -18,7 +18,7 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.models.huggingface import HFLM
 
-from harness_ext.documents_mia import tofu_membership_documents
+from harness_ext.documents import tofu_membership_documents
 from harness_ext.evaluation import evaluate, task_manager
 from harness_ext.models import TokenScores, UnlearnHFLM
 from harness_ext.reference import build_reference, describe_entry
