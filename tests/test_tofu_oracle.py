@@ -133,7 +133,8 @@ def expected_utility(oracle, tofu_data_dir):
 def _assert_agree(results: dict, expected: dict):
     for key, value in expected.items():
         if key.startswith("rougeL"):
-            assert results[f"{key},none"] == value, key  # same greedy generations → identical ROUGE
+            # same greedy generations → identical per-item ROUGE; only the mean's summation order differs
+            assert results[f"{key},none"] == pytest.approx(value, rel=1e-12, abs=0), key
         else:
             assert results[f"{key},none"] == pytest.approx(value, rel=1e-5), key
 

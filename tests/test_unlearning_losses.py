@@ -42,7 +42,7 @@ def first_step(memorised_model, method: str, **hyperparameters):
 def test_ga_raises_forget_nll(memorised_model, run):
     target, tokenizer = load(memorised_model)
     model, _ = run("ga")
-    assert answer_nll(target, tokenizer, forget_rows()) < 0.01
+    assert answer_nll(target, tokenizer, forget_rows()) < 0.05  # memorised: per-token p > 0.95
     assert answer_nll(model, tokenizer, forget_rows()) > 0.5
 
 
