@@ -42,8 +42,9 @@ def has_token_details(response) -> bool:
 class UnlearnHFLM(HFLM):
     """HFLM with per-token details, deduplicated scoring and generation, and work counters.
 
-    ``stats`` counts requests received and the unique sequences actually forwarded and
-    prompts actually generated, so tests and benchmarks can check that no work is repeated.
+    ``stats`` counts requests received, the unique model inputs actually forwarded
+    (``sequences_scored``) and the prompts actually generated, so tests and benchmarks can check
+    that no work is repeated.
     """
 
     def __init__(self, *args, **kwargs):
@@ -74,32 +75,38 @@ class UnlearnHFLM(HFLM):
         return tuple((context + continuation)[-(self.max_length + 1):]), len(continuation)
 
     def _score_unique(self, needed: dict[tuple, int], disable_tqdm: bool) -> dict[tuple, "_SequenceScores"]:
-        order = sorted(needed, key=len, reverse=True)
+        """Forward each unique model input once. Sequences that differ only in their last token (e.g.
+        the answer letters of a multiple-choice question) share an input, as in HFLM's logits cache."""
+        groups: dict[tuple, list[tuple[tuple, int]]] = {}
+        for tokens, length in needed.items():
+            groups.setdefault(tokens[:-1], []).append((tokens, length))
+        order = sorted(groups, key=len, reverse=True)
         batch_size = int(self.batch_size) if str(self.batch_size) != "auto" else 8
         scored = {}
         with tqdm(total=len(order), disable=disable_tqdm or self.rank != 0, desc="Scoring unique sequences") as bar:
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
-                scored.update(self._score_batch(batch, [needed[tokens] for tokens in batch]))
+                scored.update(self._score_batch(batch, [groups[inputs] for inputs in batch]))
                 bar.update(len(batch))
         self.stats["sequences_scored"] += len(order)
         self.stats["forward_batches"] += -(-len(order) // batch_size)
         return scored
 
     @torch.no_grad()
-    def _score_batch(self, batch: list[tuple], lengths: list[int]) -> dict[tuple, "_SequenceScores"]:
-        width = max(len(tokens) for tokens in batch) - 1
+    def _score_batch(self, batch: list[tuple], members: list[list[tuple[tuple, int]]]) -> dict[tuple, "_SequenceScores"]:
+        width = max(len(inputs) for inputs in batch)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        inputs = torch.full((len(batch), width), pad, dtype=torch.long, device=self.device)
-        for row, tokens in enumerate(batch):
-            inputs[row, : len(tokens) - 1] = torch.tensor(tokens[:-1], dtype=torch.long)
-        logprobs = F.log_softmax(self._model_call(inputs), dim=-1, dtype=self.softmax_dtype)
+        padded = torch.full((len(batch), width), pad, dtype=torch.long, device=self.device)
+        for row, inputs in enumerate(batch):
+            padded[row, : len(inputs)] = torch.tensor(inputs, dtype=torch.long)
+        logprobs = F.log_softmax(self._model_call(padded), dim=-1, dtype=self.softmax_dtype)
         out = {}
-        for row, (tokens, length) in enumerate(zip(batch, lengths)):
-            end = len(tokens) - 1
-            window = logprobs[row, end - length:end, : self.vocab_size]
-            targets = torch.tensor(tokens[-length:], dtype=torch.long, device=window.device)
-            out[tokens] = _SequenceScores.from_logprobs(window, targets)
+        for row, (inputs, group) in enumerate(zip(batch, members)):
+            end = len(inputs)
+            for tokens, length in group:
+                window = logprobs[row, end - length:end, : self.vocab_size]
+                targets = torch.tensor(tokens[-length:], dtype=torch.long, device=window.device)
+                out[tokens] = _SequenceScores.from_logprobs(window, targets)
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False):
