@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.resources
 from pathlib import Path
 
 import torch
 
 DETAIL_MODELS = ("unlearn_hf", "unlearn_mix")
+OWN_TASK_PREFIX = "unlearn_"
 
 
 def tasks_dir() -> Path:
@@ -26,10 +28,13 @@ def task_manager(metadata: dict | None = None, include_defaults: bool = False, i
 
 
 def evaluate(lm, tasks: list[str], *, limit: int | float | None = None, metadata: dict | None = None,
-             log_samples: bool = False, **simple_evaluate_kwargs) -> dict:
+             log_samples: bool = False, env_info: bool = True, **simple_evaluate_kwargs) -> dict:
     """Score an lm-eval model instance on our tasks; returns lm-eval's results dict.
 
     With our ``unlearn_hf`` model the tasks take the one-forward-pass path (``token_details``).
+    ``env_info=False`` leaves out lm-eval's environment report (``pretty_env_info`` and the versions:
+    a ``pip list`` and other probes, 0.4–1.3 s per call), for callers that evaluate many times in one
+    process (calibration, early stopping) and read only the scores.
     """
     import lm_eval
 
@@ -39,10 +44,24 @@ def evaluate(lm, tasks: list[str], *, limit: int | float | None = None, metadata
     if isinstance(lm, UnlearnHFLM):
         metadata.setdefault("token_details", True)
     metadata.setdefault("pretrained", getattr(lm.tokenizer, "name_or_path", None))
-    return lm_eval.simple_evaluate(
-        model=lm, tasks=list(tasks), task_manager=task_manager(metadata), limit=limit,
-        log_samples=log_samples, **simple_evaluate_kwargs,
-    )
+    with contextlib.nullcontext() if env_info else _without_env_info():
+        return lm_eval.simple_evaluate(
+            model=lm, tasks=list(tasks), task_manager=task_manager(metadata), limit=limit,
+            log_samples=log_samples, **simple_evaluate_kwargs,
+        )
+
+
+@contextlib.contextmanager
+def _without_env_info():
+    """``simple_evaluate`` calls ``add_env_info`` unconditionally; this makes it a no-op for one call."""
+    import lm_eval.evaluator
+
+    original = lm_eval.evaluator.add_env_info
+    lm_eval.evaluator.add_env_info = lambda results: None
+    try:
+        yield
+    finally:
+        lm_eval.evaluator.add_env_info = original
 
 
 def run_eval(argv: list[str]) -> int:
@@ -62,10 +81,39 @@ def run_eval(argv: list[str]) -> int:
     args = cli._parser.parse_args(["run", *argv])
     if args.tasks in (["list"], "list"):
         return _list_tasks()
+    own_only = _only_our_tasks(args.tasks, args.include_path)
     _adapt(args)
     _check_checkpoint(args.model_args)
-    cli.execute(args)
+    with _index_without_defaults() if own_only else contextlib.nullcontext():
+        cli.execute(args)
     return 0
+
+
+def _only_our_tasks(tasks, include_path) -> bool:
+    """Whether every requested task is one of ours by name (``unlearn_*``) and no other task folder is given."""
+    names = tasks.split(",") if isinstance(tasks, str) else [name for item in tasks or [] for name in item.split(",")]
+    return bool(names) and not include_path and all(
+        name.startswith(OWN_TASK_PREFIX) and not name.endswith(".yaml") for name in names
+    )
+
+
+@contextlib.contextmanager
+def _index_without_defaults():
+    """lm-eval's ``run`` indexes its ~15,000 built-in task YAMLs (6–8 s) before every evaluation; when only
+    our tasks are asked for, the TaskManager it builds indexes only our folder (``include_defaults=False``)."""
+    import lm_eval.tasks
+
+    full = lm_eval.tasks.TaskManager
+
+    class OwnTaskManager(full):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "include_defaults": False})
+
+    lm_eval.tasks.TaskManager = OwnTaskManager
+    try:
+        yield
+    finally:
+        lm_eval.tasks.TaskManager = full
 
 
 def _adapt(args: argparse.Namespace) -> None:
