@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from harness_ext.io import atomic_write_json
 from harness_ext.unlearning.config import UnlearnError
 from harness_ext.unlearning.control import bar_for
 
@@ -77,7 +77,7 @@ def lm_eval_metric(spec: MetricSpec) -> Callable:
         model.eval()
         try:
             lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
-            results = evaluate(lm, [spec.task], limit=spec.limit, metadata=spec.metadata or None)
+            results = evaluate(lm, [spec.task], limit=spec.limit, metadata=spec.metadata or None, env_info=False)
         finally:
             model.train(was_training)
         return read_metric(results, spec)
@@ -116,13 +116,6 @@ class TargetCache:
         except json.JSONDecodeError:
             return {}  # a damaged cache is recomputed, never trusted
 
-    def _write(self, entries: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".target_metrics.")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(entries, stream, indent=1, sort_keys=True)
-        os.replace(temporary, self.path)
-
     @staticmethod
     def key(model_hash: str, task_config: dict) -> str:
         return hashlib.sha256(json.dumps([model_hash, task_config], sort_keys=True).encode()).hexdigest()
@@ -135,7 +128,7 @@ class TargetCache:
             return float(entries[key]["value"]), True
         value = float(compute())
         entries[key] = {"value": value, "task_config": task_config}
-        self._write(entries)
+        atomic_write_json(self.path, entries)
         return value, False
 
 
