@@ -6,8 +6,6 @@ Both write through a temporary file and a rename, so a reader never sees half a 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,24 +14,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import pandas as pd  # noqa: E402
 
+from harness_ext.io import atomic_output  # noqa: E402
+
 MARKERS = {"reference": "*", "plain": "o"}  # controlled groups: "^"; one colour per method
 
 
 def save_figure(figure, path: Path) -> Path:
     """``figure`` as a PNG at ``path``, atomically; closes the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_output(path, "wb") as stream:
             figure.savefig(stream, format="png", dpi=120, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     finally:
         plt.close(figure)
-    return path
+    return Path(path)
 
 
 def plot_forget_vs_retain(table: pd.DataFrame, tau: float, path: Path) -> Path | None:

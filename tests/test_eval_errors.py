@@ -92,3 +92,25 @@ def test_hub_is_used_without_a_local_dir(monkeypatch):
     monkeypatch.setattr(data.datasets, "load_dataset", lambda **kwargs: calls.append(kwargs) or "dataset")
     assert data.load_tofu("retain90") == "dataset"
     assert calls == [{"path": "locuslab/TOFU", "name": "retain90", "split": "train"}]
+
+
+def test_atomic_output_leaves_the_old_file_when_writing_fails(tmp_path):
+    from harness_ext.io import atomic_output, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "results.json", "old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(path) as stream:
+            stream.write("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert path.stat().st_mode & 0o044  # readable by others like any plain file (not mkstemp's 0600)
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path):
+    from harness_ext.io import OutputError, atomic_write_text
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        atomic_write_text(blocker / "inside" / "out.json", "{}")
