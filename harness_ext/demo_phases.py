@@ -14,7 +14,7 @@ from harness_ext.demo import (
     CONTROLS, FORGET, GENERAL_FACTS, REFERENCE_TASKS, RETAIN, TINY_MODEL, TOKENIZER_CONFIGS,
 )
 from harness_ext.demo_steps import Ledger, Step, digest_of
-from harness_ext.unlearning.checkpoint import atomic_write
+from harness_ext.io import atomic_folder
 from harness_ext.unlearning.metric import package_version
 
 
@@ -24,7 +24,7 @@ def build_base_model(texts: list[str], out: Path, settings: dict) -> None:
     """The tiny Llama and its tokenizer, trained on ``texts``, written atomically to ``out``."""
     from harness_ext.tiny_model import build_tiny_model
 
-    atomic_write(out, lambda folder: build_tiny_model(texts, folder, **settings))
+    atomic_folder(out, lambda folder: build_tiny_model(texts, folder, **settings))
 
 
 def evaluate_checkpoint(lm, checkpoint: Path, tasks: list[str], out: Path, *, metadata: dict | None = None,
@@ -49,7 +49,7 @@ def evaluate_checkpoint(lm, checkpoint: Path, tasks: list[str], out: Path, *, me
         if not any(folder.rglob("results_*.json")):  # lm-eval logs a failed save instead of raising
             raise OSError(f"lm-eval did not write the results of {checkpoint} under {folder}")
 
-    atomic_write(out, write)
+    atomic_folder(out, write)
 
 
 # ---- the pipeline ---------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -25,13 +27,58 @@ def atomic_output(path: str | Path, mode: str = "w"):
     try:
         with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as stream:
             yield stream
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 → the mode a plain open() would give
+        _plain_mode(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _plain_mode(path: str, folder: bool = False) -> None:
+    """Give a mkstemp/mkdtemp result (0600/0700) the mode a plain open()/mkdir() would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask)
+
+
+def atomic_folder(out: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(folder)`` on a temporary sibling of ``out``, then put it at ``out`` in one rename.
+
+    An existing ``out`` is moved aside first and deleted only after the new one is in place; a failure
+    leaves ``out`` as it was and no temporary folder behind.
+    """
+    out = Path(out)
+    created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as error:
+        raise OutputError(f"cannot write {out}: {error.strerror}") from None
+    try:
+        _plain_mode(staging, folder=True)
+        write(staging)
+        _replace_folder(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # deepest first: the folders this call made, now empty again
+            folder.rmdir()
+        raise
+    return out
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(new, out)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rename(out, retired / out.name)
+    try:
+        os.rename(new, out)
+    except BaseException:
+        os.rename(retired / out.name, out)
+        raise
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

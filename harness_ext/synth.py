@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness_ext.io import atomic_folder
 
 FORGET_PERCENTS = (1, 5, 10)
 PERTURBED_COUNT = 5
@@ -323,24 +323,13 @@ def write_benchmark(out_dir: Path, authors: int = 40, seed: int = 0, holdout_aut
     """
     configs = build_configs(authors, seed, holdout_authors)
     out_dir = Path(out_dir).expanduser().resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.synth-", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it 0700; it may become out_dir itself
-    try:
-        tofu = staging / "tofu"
-        tofu.mkdir()
+
+    def write(tofu: Path) -> None:
         for config, rows in configs.items():
             write_jsonl(tofu / f"{config}.jsonl", rows)
         (tofu / "idontknow.jsonl").write_text("".join(line + "\n" for line in REFUSALS), encoding="utf-8")
-        if not out_dir.exists():
-            staging.rename(out_dir)
-            return out_dir
-        target = out_dir / "tofu"
-        if target.exists():
-            target.rename(staging / "previous")
-        tofu.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    atomic_folder(out_dir / "tofu", write)
     return out_dir
 
 

@@ -1,4 +1,4 @@
-"""Loading models, and writing checkpoints atomically: a temporary sibling folder, then a rename.
+"""Loading models, and writing checkpoints atomically (``harness_ext.io.atomic_folder``).
 
 An interrupted or failed write leaves ``--out`` as it was (absent, empty, or the previous
 checkpoint): the temporary folder is removed, and ``--out`` only ever appears complete.
@@ -8,14 +8,11 @@ A non-empty ``--out`` is replaced only with ``--overwrite``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from harness_ext.io import atomic_folder
 from harness_ext.unlearning.config import UnlearnError
 
 CONTROL_FILE = "control.json"
@@ -31,36 +28,6 @@ def check_out(out, overwrite: bool) -> Path:
     return out
 
 
-def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(folder)`` on a temporary sibling of ``out``, then move it to ``out`` in one rename."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        write(staging)
-        replace_folder(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return out
-
-
-def replace_folder(new: Path, out: Path) -> None:
-    """Put ``new`` at ``out``; an existing ``out`` is moved aside first and deleted only afterwards."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, retired / out.name)
-    try:
-        os.rename(new, out)
-    except BaseException:
-        os.rename(retired / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(retired, ignore_errors=True)
-
-
 def save_checkpoint(out: Path, model, tokenizer, record: dict) -> Path:
     """Weights (safetensors; an adapter for PEFT models), tokenizer and control.json, atomically."""
 
@@ -69,7 +36,7 @@ def save_checkpoint(out: Path, model, tokenizer, record: dict) -> Path:
         tokenizer.save_pretrained(folder)
         (folder / CONTROL_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    return atomic_write(out, write)
+    return atomic_folder(out, write)
 
 
 def load_model(model, tokenizer=None, dtype: str = "auto"):
