@@ -51,9 +51,10 @@ class TokenDetailsMissing(RuntimeError):
 
 @dataclass
 class Plan:
-    """Which request indices belong to which sequence (or generation) of one document."""
+    """Which request indices belong to which sequence (or generation) of one document; for per-token
+    fallback requests, also the first token each request scores."""
 
-    sequences: dict[str, tuple[Sequence, list[int]]]
+    sequences: dict[str, tuple[Sequence, list[int], list[int]]]
     generations: dict[str, int]
 
 
@@ -67,10 +68,10 @@ class RequestBuilder:
     def build(self, doc: dict, sequences: list[Sequence], generations: dict[str, tuple[str, dict]], **kwargs):
         instances, plan = [], Plan({}, {})
         for sequence in sequences:
-            pairs = self._pairs(sequence)
+            requests = self._requests(sequence)
             start = len(instances)
-            instances += [self._instance("loglikelihood", doc, pair, start + i, kwargs) for i, pair in enumerate(pairs)]
-            plan.sequences[sequence.name] = (sequence, list(range(start, len(instances))))
+            instances += [self._instance("loglikelihood", doc, pair, start + i, kwargs) for i, (pair, _) in enumerate(requests)]
+            plan.sequences[sequence.name] = (sequence, list(range(start, len(instances))), [s for _, s in requests])
         for name, (context, generation_kwargs) in generations.items():
             plan.generations[name] = len(instances)
             instances.append(self._instance("generate_until", doc, (context, dict(generation_kwargs)), len(instances), kwargs))
@@ -80,18 +81,18 @@ class RequestBuilder:
     def _instance(kind, doc, arguments, idx, kwargs):
         return Instance(request_type=kind, doc=doc, arguments=arguments, idx=idx, **kwargs)
 
-    def _pairs(self, sequence: Sequence) -> list[tuple[str, str]]:
+    def _requests(self, sequence: Sequence) -> list[tuple[tuple[str, str], int]]:
         if self.token_details or not sequence.per_token:
-            return [(sequence.context, sequence.continuation)]
-        return [pair for pair, _ in self.tokenizer.token_requests(sequence.context, sequence.continuation)]
+            return [((sequence.context, sequence.continuation), 0)]
+        return self.tokenizer.token_requests(sequence.context, sequence.continuation)
 
     def read(self, plan: Plan, results: list) -> tuple[dict[str, Scores], dict[str, str]]:
-        scores = {name: self._scores(sequence, [results[i] for i in indices])
-                  for name, (sequence, indices) in plan.sequences.items()}
+        scores = {name: self._scores(sequence, [results[i] for i in indices], starts)
+                  for name, (sequence, indices, starts) in plan.sequences.items()}
         texts = {name: results[index] for name, index in plan.generations.items()}
         return scores, texts
 
-    def _scores(self, sequence: Sequence, responses: list) -> Scores:
+    def _scores(self, sequence: Sequence, responses: list, starts: list[int]) -> Scores:
         if self.token_details:
             (response,) = responses
             if not hasattr(response, "logprobs"):
@@ -101,7 +102,6 @@ class RequestBuilder:
                 )
             return Scores(response.logprobs, response.greedy, response.means, response.variances)
         if sequence.per_token:
-            starts = [start for _, start in self.tokenizer.token_requests(sequence.context, sequence.continuation)]
             return _per_token_scores(responses, starts)
         ((loglikelihood, _),) = responses
         count = self.tokenizer.continuation_length(sequence.context, sequence.continuation)
