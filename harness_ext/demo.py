@@ -232,5 +232,5 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\n[demo] interrupted: finished steps are kept; run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"\n[demo] wrote {args.out / 'leaderboard.md'}, leaderboard.csv, plots and timings.json")
+    print(f"\n[demo] wrote {args.out / 'leaderboard.md'}, leaderboard.csv, leaderboard.html, plots and timings.json")
     return 0

@@ -193,15 +193,31 @@ def evaluated(ledger: Ledger, config, work: Path, models: dict[str, Source]) -> 
 
 
 def leaderboard(ledger: Ledger, config, out: Path, work: Path, target: Source, retain: Source, runs: list[Step]):
-    """``leaderboard.md``/``.csv`` and the plots in ``out``; returns the table as read back from the CSV."""
+    """``leaderboard.md``/``.csv``/``.html`` and the plots in ``out``; returns the table as read back from the CSV."""
     import pandas as pd
 
     from harness_ext.leaderboard import build_leaderboard
 
     step = Step("leaderboard", "leaderboard", out / "leaderboard.md",
                 {"runs": [run.digest for run in runs], "tau": config.tau, "forget": FORGET,
-                 "version": package_version()},
+                 "version": package_version(), "html": True},
                 stamp_dir=work)
-    ledger.ensure(step, lambda _: build_leaderboard([run.output for run in runs], target.location, retain.location,
-                                                    out, config.tau, FORGET))
+    def build(_) -> None:
+        build_leaderboard([run.output for run in runs], target.location, retain.location, out, config.tau, FORGET,
+                          html=True)
+        if config.preset != "quick":
+            page_screenshot(ledger, out)
+
+    ledger.ensure(step, build)
     return pd.read_csv(out / "leaderboard.csv")
+
+
+def page_screenshot(ledger: Ledger, out: Path) -> None:
+    """``leaderboard.png``: the page as headless Chromium shows it (for the README); a note when it cannot."""
+    from harness_ext.leaderboard.screenshot import screenshot
+
+    try:
+        if screenshot(out / "leaderboard.html", out / "leaderboard.png") is None:
+            ledger.log("[demo] leaderboard.png not made: chromium is not installed")
+    except (RuntimeError, OSError, TimeoutError) as error:
+        ledger.log(f"[demo] leaderboard.png not made: {error}")

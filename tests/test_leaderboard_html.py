@@ -13,8 +13,10 @@ import pytest
 
 from harness_ext.leaderboard import build_leaderboard
 from harness_ext.leaderboard.columns import columns_for, doc_row
+from harness_ext.leaderboard.runs import load_run, run_metadata
+from harness_ext.leaderboard.screenshot import screenshot
 from tests.conftest import SHARED, requires
-from tests.test_leaderboard import MODELS, scores, write_run
+from tests.test_leaderboard import FORGET, MODELS, scores, write_run
 
 ANCHOR = SHARED / "anchors" / "open-unlearning-smollm2-forget01"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -93,6 +95,22 @@ def test_muse_and_wmdp_columns_appear_with_their_docs_when_a_run_has_them(tmp_pa
     assert re.search(r'data-name="WMDP acc"[^>]*title="[^"]*Group: the three subjects', text)
 
 
+def test_run_metadata(tmp_path):
+    path = write_run(tmp_path, "npo")
+    data = json.loads(path.read_text())
+    data["date"] = 1735812000.0  # 2025-01-02 10:00 UTC
+    for config in data["configs"].values():
+        config["metadata"] |= {"convention": "open-unlearning", "attack": "noise", "attack_rate": 0.3, "attack_seed": 0}
+    data["configs"][FORGET] |= {"dataset_path": "json", "dataset_kwargs": {"config": "forget01_perturbed"}}
+    path.write_text(json.dumps(data))
+    (tmp_path / "checkpoints" / "npo" / "control.json").write_text(json.dumps({"method": "npo", "attack": "quantize", "bits": 4}))
+    about = run_metadata(load_run(path))
+    assert about == {"model": str(tmp_path / "checkpoints" / "npo"), "convention": "open-unlearning",
+                     "attack": "noise (rate=0.3, seed=0) + quantize (4-bit)",
+                     "task versions": "; ".join(f"{task} v1" for task in sorted(data["versions"])),
+                     "data source": "json (forget01_perturbed)", "date": "2025-01-02 10:00 UTC"}
+
+
 @requires(ANCHOR, "the open-unlearning anchor")
 def test_rows_of_another_convention_are_flagged(page, tmp_path):
     runs = page.parent.parent / "runs"
@@ -161,3 +179,12 @@ def test_page_in_chromium(page, browser):
     assert browser.save_screenshot(str(shot)) and shot.read_bytes().startswith(b"\x89PNG")
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_screenshot_of_the_page(page, tmp_path):
+    """What the demo writes as leaderboard.png for the README: Chromium's rendering of the page."""
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    png = screenshot(page, tmp_path / "shot" / "leaderboard.png", size=(800, 600))
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG") and int.from_bytes(data[16:20], "big") == 800  # the PNG's width

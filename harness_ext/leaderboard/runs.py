@@ -134,7 +134,7 @@ def run_metadata(run: Run) -> dict[str, str]:
     return {
         "model": run.pretrained or run.name,
         "convention": str(first(metadata, "convention") or DEFAULT_CONVENTION),
-        "attack": str(run.model_args.get("attack") or run.control.get("attack") or first(metadata, "attack") or "none"),
+        "attack": attack_of(run, metadata),
         "task versions": "; ".join(f"{task} v{version}" for task, version in sorted(versions.items())),
         "data source": data_source(configs),
         "date": run_date(run),
@@ -152,6 +152,21 @@ def differences(run: Run, reference: Run) -> list[str]:
     if any(versions[task] != reference_versions[task] for task in shared) or (reference_versions and not shared):
         found.append(f"task versions {mine['task versions'] or 'none'} (target: {theirs['task versions']})")
     return found
+
+
+def attack_of(run: Run, metadata: list[dict]) -> str:
+    """An input attack (task metadata ``attack`` and its ``attack_*`` parameters) and/or a weight attack
+    (the checkpoint's control.json ``attack``, e.g. quantize with its ``bits``); "none" without either."""
+    found = []
+    task_attack = next((entry for entry in metadata if entry.get("attack")), None)
+    if task_attack is not None:
+        parameters = [f"{key.removeprefix('attack_')}={value}" for key, value in sorted(task_attack.items())
+                      if key.startswith("attack_")]
+        found.append(f"{task_attack['attack']}" + (f" ({', '.join(parameters)})" if parameters else ""))
+    if run.control.get("attack"):
+        bits = run.control.get("bits")
+        found.append(f"{run.control['attack']}" + (f" ({bits}-bit)" if bits else ""))
+    return " + ".join(found) or "none"
 
 
 def first(dicts: list[dict], key: str):
