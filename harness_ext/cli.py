@@ -23,6 +23,7 @@ def _run_reference(args) -> int:
 def _commands() -> dict:
     """name → (help, add_arguments, run); imported lazily so `--help` stays fast."""
     from harness_ext import demo, leaderboard, synth
+    from harness_ext.robustness import command as robustness
     from harness_ext.unlearning import commands
 
     return {
@@ -36,6 +37,8 @@ def _commands() -> dict:
         "synth": ("write a synthetic TOFU-format benchmark", synth.add_arguments, synth.run),
         "leaderboard": ("leaderboard tables and plots from lm-eval runs, compared at matched utility",
                         leaderboard.add_arguments, leaderboard.run),
+        "robustness": ("which metrics survive attacks: before/after correlations over a family of models",
+                       robustness.add_arguments, robustness.run),
         "demo": ("the whole story offline: synthetic data, tiny model, unlearning, controls, leaderboard",
                  demo.add_arguments, demo.run),
     }
