@@ -3,6 +3,7 @@ headless Chromium (sorting, the view toggle, no console errors, a screenshot kep
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -54,6 +55,19 @@ def test_page_loads_nothing_from_outside(page):
     assert all(value.startswith("data:") for value in re.findall(r'(?:src|href)="([^"]*)"', text))
     assert "<script src" not in text and "@import" not in text
     assert text.count('src="data:image/png;base64,') == 2  # both plots embedded
+
+
+def test_robustness_figure_is_embedded_when_present(tmp_path):
+    for name in MODELS:
+        write_run(tmp_path, name)
+    figure = tmp_path / "out" / "robustness.png"
+    figure.parent.mkdir()
+    figure.write_bytes(b"\x89PNG robustness")
+    build_leaderboard([tmp_path / "runs"], "target", "retain", tmp_path / "out", html=True)
+    text = (tmp_path / "out" / "leaderboard.html").read_text()
+    assert text.count('src="data:image/png;base64,') == 3
+    assert f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}"' in text
+    assert "Robustness: each metric before and after each attack" in text
 
 
 def test_tooltips_are_the_rows_of_docs_metrics(page):

@@ -25,6 +25,7 @@ DIRECTIONS = {"↓": "lower is better (more forgotten)", "↑": "higher is bette
 CAPTIONS = {
     "forget_vs_retain_es.png": "Forget ES (lower forgets more) against retain ES (higher keeps more); dashed: τ × the target's retain ES.",
     "alpha_curves.png": "Model mixing: the calibration metric against α; the chosen α dotted.",
+    "robustness.png": "Robustness: each metric before and after each attack (docs/robustness.md).",
 }
 NEAR, FAR = 1 / 3, 2 / 3  # distance to the retain model, as a fraction of the target's
 
