@@ -3,6 +3,7 @@ headless Chromium (sorting, the view toggle, no console errors, a screenshot kep
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness_ext import leaderboard
 from harness_ext.leaderboard import build_leaderboard
 from harness_ext.leaderboard.columns import columns_for, doc_row
 from harness_ext.leaderboard.runs import load_run, run_metadata
@@ -55,6 +57,17 @@ def test_page_loads_nothing_from_outside(page):
     assert all(value.startswith("data:") for value in re.findall(r'(?:src|href)="([^"]*)"', text))
     assert "<script src" not in text and "@import" not in text
     assert text.count('src="data:image/png;base64,') == 2  # both plots embedded
+
+
+def test_cli_html(tmp_path, capsys):
+    for name in MODELS:
+        write_run(tmp_path, name)
+    parser = argparse.ArgumentParser()
+    leaderboard.add_arguments(parser)
+    args = parser.parse_args([str(tmp_path / "runs"), "--target", "target", "--out", str(tmp_path / "cli"), "--html"])
+    assert leaderboard.run(args) == 0
+    assert (tmp_path / "cli" / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
+    assert "leaderboard.csv, leaderboard.html, plots" in capsys.readouterr().out
 
 
 def test_robustness_figure_is_embedded_when_present(tmp_path):

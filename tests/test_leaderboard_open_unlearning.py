@@ -98,6 +98,8 @@ def test_anchor_folder_is_a_row_of_the_leaderboard(tmp_path):
     assert math.isnan(row["retain ES"])  # open-unlearning has no retain ES: blank, not 0
     assert table.loc[CHAT.name, "model utility"] == json.loads((CHAT / "TOFU_SUMMARY.json").read_text())["model_utility"]
     assert math.isnan(table.loc["ga", "forget_Q_A_PERT_Prob"])
+    notes = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "- forget_Q_A_PERT_Prob: an open-unlearning key with no counterpart in our tasks — target, retain," in notes
 
 
 def test_documented_mapping_is_the_code():

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from harness_ext.leaderboard.columns import Column
+from harness_ext.leaderboard.columns import UNMAPPED_TASK, Column
 from harness_ext.leaderboard.runs import Run, describe, number
 
 PROBE_PREFIX = "unlearn_probe_"
@@ -19,6 +19,8 @@ def metric_value(run: Run, tasks: tuple[str, ...], metric: str) -> tuple[float, 
     task = tasks[0]
     scores = run.task(task)
     if scores is None:
+        if task == UNMAPPED_TASK:
+            return math.nan, "an open-unlearning key with no counterpart in our tasks"
         return probe_mean(run, metric) if task == "unlearn_probes" else (math.nan, f"{task} not evaluated")
     key = f"{metric},none" if f"{metric},none" in scores else next(
         (name for name in scores if name.startswith(f"{metric},")), None)
