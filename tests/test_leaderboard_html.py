@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import shutil
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from tests.test_leaderboard import FORGET, MODELS, scores, write_run
 
 ANCHOR = SHARED / "anchors" / "open-unlearning-smollm2-forget01"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 
 
 @pytest.fixture
@@ -36,6 +38,16 @@ def page(tmp_path) -> Path:
 
 def headers(text: str) -> list[str]:
     return re.findall(r'<th data-index="\d+" data-name="([^"]*)"', text)
+
+
+def title(text: str, column: str) -> str:
+    return re.search(rf'data-name="{re.escape(column)}"[^>]*title="([^"]*)"', text).group(1)
+
+
+def docs_cell(key: str) -> str:
+    """The second cell of docs/metrics.md's first table row whose first cell is exactly `key`, without backticks."""
+    line = next(line for line in DOCS.read_text().splitlines() if line.startswith(f"| `{key}` |"))
+    return line.split(" | ")[1].replace("`", "")
 
 
 def row_cells(text: str, model: str) -> dict[str, str]:
@@ -91,7 +103,8 @@ def test_tooltips_are_the_rows_of_docs_metrics(page):
         row = doc_row(column.doc[0], column.doc[1].format(task=column.task), column.doc[2])
         assert row, f"{column.name}: no row in docs/metrics.md"
         assert re.search(rf'data-name="{re.escape(column.name)}"[^>]*title="[^"]*{re.escape(row[:40].replace("&", "&amp;").replace(chr(39), "&#x27;"))}', text), column.name
-    assert "extraction strength, teacher-forced" in text and "harmonic mean of the nine" in text
+    for name, key in (("forget ES", "es"), ("model utility", "model_utility"), ("privleak", "privleak")):
+        assert escape(docs_cell(key)) in title(text, name), name  # read here without the parser under test
 
 
 def test_cells_are_coloured_against_the_references(page):
@@ -117,9 +130,9 @@ def test_muse_and_wmdp_columns_appear_with_their_docs_when_a_run_has_them(tmp_pa
     assert table.loc["ga", "MUSE VerbMem"] == 0.5 and table.loc["ga", "WMDP acc"] == 0.3
     assert "MUSE KnowMem forget" not in table.columns  # no run has it
     text = (tmp_path / "out" / "leaderboard.html").read_text()
-    assert re.search(r'data-name="MUSE VerbMem"[^>]*title="[^"]*unlearn_muse_news_verbmem rougeL_f1: '
-                     r"unlearn_muse_news_verbmem · VerbMem on forget \(MUSE C1\)", text)
-    assert re.search(r'data-name="WMDP acc"[^>]*title="[^"]*Group: the three subjects', text)
+    assert title(text, "MUSE VerbMem").startswith("lower is better (more forgotten). unlearn_muse_news_verbmem rougeL_f1: ")
+    assert escape(docs_cell("unlearn_muse_news_verbmem")) in title(text, "MUSE VerbMem")
+    assert escape(docs_cell("unlearn_wmdp")) in title(text, "WMDP acc")
 
 
 def test_run_metadata(tmp_path):
