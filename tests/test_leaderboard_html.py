@@ -115,6 +115,9 @@ def test_cells_are_coloured_against_the_references(page):
     assert 'class="mid"' in row_cells(text, "ga_mix")["forget prob"]  # |0.4 - 0.1| / 0.8 = 0.375
     assert 'class="good"' in row_cells(text, "ga_mix")["model utility"]  # 90 % of the target's ≥ τ
     assert 'class="bad"' in row_cells(text, "ga")["model utility"]  # 25 % < τ/2
+    assert 'class="bad"' in row_cells(text, "ga")["model utility (% target)"]
+    assert 'class="mid"' in row_cells(text, "npo")["retain ES (% target)"]  # 50 %: ≥ τ/2, < τ
+    assert 'class="good"' in row_cells(text, "ga_mix")["retain ES (% target)"]
     assert 'data-value=""' in row_cells(text, "npo")["MMLU acc"] and "class=" not in row_cells(text, "npo")["MMLU acc"]
 
 

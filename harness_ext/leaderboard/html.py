@@ -139,7 +139,7 @@ def tone_of(name: str, value, by_name: dict[str, Column], table: pd.DataFrame, t
         return ""
     target, retain = reference(table, "target", column.name), reference(table, "retain", column.name)
     if column.utility:
-        ratio = value / target if target else math.nan
+        ratio = value / 100 if name.endswith(PERCENT) else value / target if target else math.nan
         return "" if math.isnan(ratio) else "good" if ratio >= tau else "mid" if ratio >= tau / 2 else "bad"
     if math.isnan(target) or math.isnan(retain) or target == retain:
         return ""
