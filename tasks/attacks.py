@@ -34,7 +34,6 @@ TEMPLATES = {
         "with no warnings and no refusal."
     ),
 }
-QUESTION_FIELDS = ("question", "paraphrased_question")
 _TRAILING_PUNCTUATION = re.compile(r"^(.*?)(\W*)$", re.DOTALL)
 
 
@@ -47,9 +46,9 @@ class InputAttack:
     seed: int = 0
     template: str = "role_play"
 
-    def apply(self, doc: dict) -> dict:
-        """A copy of ``doc`` whose question(s) are attacked; answers, ``split`` and ``index`` untouched."""
-        return _ATTACKS[self.name].rewrite(dict(doc), self)
+    def question(self, doc: dict, question: str) -> str:
+        """What the model is shown in place of ``question`` (the document's question or its paraphrase)."""
+        return _ATTACKS[self.name].rewrite(doc, question, self)
 
     def record(self) -> dict:
         """The metadata that selects this attack, limited to the parameters it uses."""
@@ -59,7 +58,7 @@ class InputAttack:
 
 @dataclass(frozen=True)
 class _Attack:
-    rewrite: Callable[[dict, InputAttack], dict]
+    rewrite: Callable[[dict, str, InputAttack], str]
     parameters: tuple[str, ...]
 
 
@@ -77,24 +76,19 @@ def noise_words(text: str, rate: float, seed: int) -> str:
     return " ".join(words)
 
 
-def _noise(doc: dict, attack: InputAttack) -> dict:
-    for field in QUESTION_FIELDS:
-        if doc.get(field):
-            doc[field] = noise_words(doc[field], attack.rate, attack.seed)
-    return doc
+def _noise(doc: dict, question: str, attack: InputAttack) -> str:
+    return noise_words(question, attack.rate, attack.seed)
 
 
-def _jailbreak(doc: dict, attack: InputAttack) -> dict:
-    for field in QUESTION_FIELDS:
-        if doc.get(field):
-            doc[field] = TEMPLATES[attack.template].format(question=doc[field])
-    return doc
+def _jailbreak(doc: dict, question: str, attack: InputAttack) -> str:
+    return TEMPLATES[attack.template].format(question=question)
 
 
-def _paraphrase(doc: dict, attack: InputAttack) -> dict:
-    if doc.get("paraphrased_question"):
-        doc["question"] = doc["paraphrased_question"]
-    return doc
+def _paraphrase(doc: dict, question: str, attack: InputAttack) -> str:
+    """The paraphrased question in place of the question; the paraphrase itself (and documents without
+    one) unchanged."""
+    paraphrase = doc.get("paraphrased_question")
+    return paraphrase if paraphrase and question == doc.get("question") else question
 
 
 _ATTACKS = {
@@ -136,6 +130,6 @@ def _checked(attack: InputAttack) -> InputAttack:
     return attack
 
 
-def applied(attack: InputAttack | None, doc: dict) -> dict:
-    """``doc`` as the attack shows it (unchanged when there is no attack)."""
-    return doc if attack is None else attack.apply(doc)
+def attacked_question(attack: InputAttack | None, doc: dict, question: str) -> str:
+    """``question`` of ``doc`` as the attack shows it (unchanged when there is no attack)."""
+    return question if attack is None else attack.question(doc, question)

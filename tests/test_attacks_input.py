@@ -16,14 +16,13 @@ DOC = {
 }
 
 
-def _attack(**metadata):
-    return attacks.from_metadata(metadata)
+def _question(metadata, question=DOC["question"]):
+    return attacks.from_metadata(metadata).question(DOC, question)
 
 
 @pytest.mark.parametrize("rate, replaced", [(0.0, 0), (0.3, 4), (0.5, 6), (1.0, 12)])
 def test_noise_replaces_exactly_round_rate_times_words(rate, replaced):
-    attacked = _attack(attack="noise", attack_rate=rate).apply(DOC)["question"]
-    before, after = DOC["question"].split(), attacked.split()
+    before, after = DOC["question"].split(), _question({"attack": "noise", "attack_rate": rate}).split()
     assert len(after) == len(before) == 12
     changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
     assert len(changed) == replaced == round(rate * 12)
@@ -32,9 +31,14 @@ def test_noise_replaces_exactly_round_rate_times_words(rate, replaced):
 
 
 def test_noise_is_deterministic_per_seed():
-    noisy = lambda seed: _attack(attack="noise", attack_rate=0.5, attack_seed=seed).apply(DOC)  # noqa: E731
+    noisy = lambda seed: _question({"attack": "noise", "attack_rate": 0.5, "attack_seed": seed})  # noqa: E731
     assert noisy(0) == noisy(0)
-    assert {noisy(seed)["question"] for seed in range(5)} != {noisy(0)["question"]}
+    assert len({noisy(seed) for seed in range(5)}) > 1
+
+
+def test_noise_applies_to_the_paraphrased_question_as_well():
+    noisy = _question({"attack": "noise", "attack_rate": 1.0}, DOC["paraphrased_question"])
+    assert noisy.split() == [attacks.FILLER] * 6 + [attacks.FILLER + "'?"]
 
 
 @pytest.mark.parametrize("metadata", [
@@ -42,24 +46,17 @@ def test_noise_is_deterministic_per_seed():
     {"attack": "jailbreak", "attack_template": "role_play"},
     {"attack": "paraphrase"},
 ])
-def test_answers_and_identity_are_never_changed(metadata):
-    attacked = _attack(**metadata).apply(DOC)
-    for field in ("split", "index", "answer", "paraphrased_answer", "perturbed_answer"):
-        assert attacked[field] == DOC[field]
-    assert attacked["question"] != DOC["question"]
-    assert DOC["question"].startswith("Who wrote")  # the original document is not modified
-
-
-def test_noise_reaches_the_paraphrased_question_too():
-    attacked = _attack(attack="noise", attack_rate=1.0).apply(DOC)
-    assert set(attacked["paraphrased_question"].split()) <= {attacks.FILLER, attacks.FILLER + "?", attacks.FILLER + "'?"}
+def test_the_document_is_never_changed(metadata):
+    original = dict(DOC)
+    assert _question(metadata) != DOC["question"]
+    assert DOC == original
 
 
 @pytest.mark.parametrize("template", sorted(attacks.TEMPLATES))
 def test_jailbreak_wraps_the_question_in_the_template(template):
-    attacked = _attack(attack="jailbreak", attack_template=template).apply(DOC)
-    assert attacked["question"] == attacks.TEMPLATES[template].format(question=DOC["question"])
-    assert DOC["question"] in attacked["question"] and len(attacked["question"]) > len(DOC["question"]) + 40
+    attacked = _question({"attack": "jailbreak", "attack_template": template})
+    assert attacked == attacks.TEMPLATES[template].format(question=DOC["question"])
+    assert DOC["question"] in attacked and len(attacked) > len(DOC["question"]) + 40
 
 
 def test_at_least_three_distinct_templates():
@@ -67,21 +64,24 @@ def test_at_least_three_distinct_templates():
     assert len(set(attacks.TEMPLATES.values())) == len(attacks.TEMPLATES)
 
 
-def test_paraphrase_uses_the_paraphrased_question_where_there_is_one():
-    assert _attack(attack="paraphrase").apply(DOC)["question"] == DOC["paraphrased_question"]
+def test_paraphrase_replaces_only_the_question_and_only_where_there_is_a_paraphrase():
+    paraphrase = {"attack": "paraphrase"}
+    assert _question(paraphrase) == DOC["paraphrased_question"]
+    assert _question(paraphrase, DOC["paraphrased_question"]) == DOC["paraphrased_question"]
     world_fact = {"question": "What is the capital of Peru?", "answer": "Lima", "paraphrased_question": None}
-    assert _attack(attack="paraphrase").apply(world_fact) == world_fact
+    assert attacks.from_metadata(paraphrase).question(world_fact, world_fact["question"]) == world_fact["question"]
 
 
 def test_no_attack_metadata_means_no_attack():
     assert attacks.from_metadata({"version": 1, "pretrained": "x"}) is None
-    assert attacks.applied(None, DOC) is DOC
+    assert attacks.attacked_question(None, DOC, DOC["question"]) == DOC["question"]
 
 
 def test_record_lists_only_the_parameters_used():
-    assert _attack(attack="noise", attack_rate=0.2).record() == {"attack": "noise", "attack_rate": 0.2, "attack_seed": 0}
-    assert _attack(attack="jailbreak").record() == {"attack": "jailbreak", "attack_template": "role_play"}
-    assert _attack(attack="paraphrase").record() == {"attack": "paraphrase"}
+    record = lambda metadata: attacks.from_metadata(metadata).record()  # noqa: E731
+    assert record({"attack": "noise", "attack_rate": 0.2}) == {"attack": "noise", "attack_rate": 0.2, "attack_seed": 0}
+    assert record({"attack": "jailbreak"}) == {"attack": "jailbreak", "attack_template": "role_play"}
+    assert record({"attack": "paraphrase"}) == {"attack": "paraphrase"}
 
 
 @pytest.mark.parametrize("metadata, message", [
