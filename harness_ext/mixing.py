@@ -129,7 +129,7 @@ def mixer_for(model, unlearned):
 
         peft_model = PeftModel.from_pretrained(model, str(unlearned))
         return peft_model, AdapterScaler(peft_model)
-    other = AutoModelForCausalLM.from_pretrained(str(unlearned), dtype=model.dtype)
+    other = AutoModelForCausalLM.from_pretrained(str(unlearned), dtype=torch.float32)
     return model, WeightMixer(model, state_dict_copy(model), other.state_dict())
 
 

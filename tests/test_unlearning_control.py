@@ -118,6 +118,8 @@ def test_mix_control_on_es_retain_through_the_tasks(memorised_model, tmp_path, m
     calibration = record["calibration"]
     assert (calibration["metric"], calibration["task"], calibration["limit"]) == ("es_retain", "unlearn_tofu_utility", 4)
     assert calibration["bar"] == pytest.approx(0.9 * calibration["target_value"])
+    assert calibration["generates"] is False and calibration["target_work"]["generations"] == 0
+    assert all(entry["generations"] == 0 and entry["forward_batches"] > 0 for entry in record["trace"])
     chosen = [entry for entry in record["trace"] if entry["alpha"] == record["alpha"]]
     assert record["alpha"] == 0 or (chosen and chosen[0]["meets_bar"])
     assert record["alpha"] == 1 or any(

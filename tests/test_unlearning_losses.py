@@ -69,12 +69,12 @@ def test_kl_divergence_is_zero_at_step_zero(memorised_model):
 
 
 def test_simnpo_loss_matches_its_formula(memorised_model):
-    model, step, context = first_step(memorised_model, "simnpo", beta=2.0, gamma=0.5, retain_weight=0.0)
+    model, step, context = first_step(memorised_model, "simnpo", beta=2.0, gamma=0.5, retain_weight=0.0, forget_weight=0.3)
     logprobs = torch.log_softmax(logits_of(model, step.forget)[:, :-1].float(), -1)
     labels = step.forget.labels[:, 1:]
     mask = labels != -100
     chosen = logprobs.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1) * mask
-    expected = -(2 / 2.0) * torch.nn.functional.logsigmoid(-2.0 * chosen.sum(-1) / mask.sum(-1) - 0.5).mean()
+    expected = -0.3 * (2 / 2.0) * torch.nn.functional.logsigmoid(-2.0 * chosen.sum(-1) / mask.sum(-1) - 0.5).mean()
     assert get_method("simnpo").loss(model, step, context).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -84,7 +84,7 @@ def test_idkpo_raises_refusal_likelihood(memorised_model, run):
     assert answer_nll(model, tokenizer, refusal_rows()) < answer_nll(target, tokenizer, refusal_rows()) - 1.0
 
 
-def test_rmu_moves_forget_activations_toward_target_and_trains_only_its_mlps(memorised_model, run):
+def test_rmu_moves_forget_activations_toward_target_and_trains_only_its_down_projections(memorised_model, run):
     target, tokenizer = load(memorised_model)
     model, _ = run("rmu", layer=1, steering=6.5, retain_weight=1.0, max_steps=10)
     _, step, _ = first_step(memorised_model, "rmu", layer=1)
@@ -97,7 +97,7 @@ def test_rmu_moves_forget_activations_toward_target_and_trains_only_its_mlps(mem
 
     assert distance(model) < 0.8 * distance(target)
     changed = {name for name, value in model.state_dict().items() if not torch.equal(value, target.state_dict()[name])}
-    assert changed and all(".mlp." in name and name.startswith("model.layers.") for name in changed)
+    assert changed == {f"model.layers.{index}.mlp.down_proj.weight" for index in (0, 1)}  # WMDP's param_ids=6
 
 
 def test_ga_bound_gives_no_gradient_to_sequences_above_the_bound(memorised_model):

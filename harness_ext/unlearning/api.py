@@ -1,7 +1,10 @@
 """The Python API: ``finetune``, ``unlearn`` and ``mix``, each writing one checkpoint folder with control.json.
 
 Every input is checked before any training, and ``--out`` is written atomically at the end, so a
-bad input or an interrupted run leaves nothing behind. See docs/unlearning.md.
+bad input or an interrupted run leaves nothing behind. Weights train and mix in float32; every
+evaluation of a control (target, bisection steps, early stop) runs on the training device.
+``finetune_model`` fine-tunes an in-memory model (no checkpoint), e.g. for relearning attacks.
+See docs/unlearning.md.
 """
 
 from __future__ import annotations
@@ -10,27 +13,30 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from harness_ext.data import load_refusals, load_spec
+from harness_ext.data import load_refusals
 from harness_ext.mixing import AdapterScaler, WeightMixer, check_alpha, mixer_for, state_dict_copy
 from harness_ext.unlearning.batches import finetune_loader, unlearn_loader
-from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_out, load_model, save_checkpoint
+from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_master_weights, check_out, load_model, save_checkpoint
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, UnlearnError, as_record, config_from, resolve
 from harness_ext.unlearning.control import ControlConfig, EarlyStop, calibrate_mix
 from harness_ext.unlearning.logprobs import Reference, answer_ce
 from harness_ext.unlearning.losses import METHODS, LossContext, Method, get_method, rmu_layers
 from harness_ext.unlearning.metric import Calibration, MetricSpec, package_version
-from harness_ext.unlearning.train import train
+from harness_ext.unlearning.sources import is_text, load_training_rows, training_row
+from harness_ext.unlearning.train import make_accelerator, train
 
 
-def load_rows(data, role: str) -> tuple[list, str]:
-    """``(rows, label)`` from a ``tofu:<config>`` spec or in-memory rows with ``question`` and ``answer``."""
+def load_rows(data, role: str) -> tuple[list[dict], str]:
+    """``(rows, label)`` from a data spec (see ``sources.py``) or in-memory rows ``{question, answer}`` / ``{text}``."""
     if isinstance(data, str):
-        rows, label = load_spec(data), data
+        rows, label = load_training_rows(data), data
     else:
-        rows, label = data, f"<{len(data)} in-memory rows>"
+        rows = [training_row(row, f"{role} row {number}") for number, row in enumerate(data, start=1)]
+        label = f"<{len(rows)} in-memory rows>"
     if len(rows) == 0:
         raise UnlearnError(f"the {role} data {label} has no rows")
     return rows, label
@@ -70,7 +76,7 @@ def finetune(model, data, out, *, tokenizer=None, overwrite: bool = False, **hyp
     rows, label = load_rows(data, "training")
     model, tokenizer, source = load_model(model, tokenizer, config.dtype)
     set_seed(config.seed)
-    accelerator = Accelerator()
+    accelerator = make_accelerator(config)
     if config.lora:
         model = with_lora(model, config.lora)
     loader = finetune_loader(tokenizer, rows, config.batch_size, config.seed, config.max_length)
@@ -83,6 +89,25 @@ def finetune(model, data, out, *, tokenizer=None, overwrite: bool = False, **hyp
     return out
 
 
+def finetune_model(model, rows, *, tokenizer, steps: int | None = None, lr: float = 1e-5, seed: int = 0,
+                   batch_size: int = 8, max_length: int = 512):
+    """Fine-tune the in-memory float32 ``model`` on ``rows`` with NLL and AdamW; returns it (eval mode, same device).
+
+    ``rows``: ``{question, answer}`` (answer tokens trained) or ``{text}`` (all tokens). ``steps``:
+    optimiser steps (cycling through the rows), or None for one epoch. Seeded shuffling; the loop,
+    AdamW (weight decay 0.01) and clipping of :func:`finetune`, at a constant ``lr``. Writes nothing.
+    """
+    config = TrainConfig(lr=lr, epochs=1, max_steps=steps, batch_size=batch_size, max_length=max_length, seed=seed)
+    rows, _ = load_rows(rows, "training")
+    check_master_weights(model)
+    device = next(model.parameters()).device
+    set_seed(seed)
+    accelerator = make_accelerator(config)
+    loader = finetune_loader(tokenizer, rows, batch_size, seed, max_length)
+    trained = train(accelerator, model, answer_ce, loader, config, description="finetune_model")
+    return accelerator.unwrap_model(trained.model).to(device).eval()
+
+
 def unlearn_config(method: Method, hyperparameters: dict) -> UnlearnConfig:
     """The method's resolved hyper-parameters, checked against what the method supports."""
     config = resolve(config_from(UnlearnConfig, hyperparameters), method.defaults)
@@ -91,6 +116,8 @@ def unlearn_config(method: Method, hyperparameters: dict) -> UnlearnConfig:
         raise UnlearnError(f"--ga-bound applies to methods with a −CE_f term ({bounded}), not {method.name!r}")
     if config.lora and method.trains is not None:
         raise UnlearnError(f"{method.name!r} chooses the weights it trains; it cannot be combined with --lora")
+    if config.forget_weight is not None and "forget_weight" not in method.defaults:
+        raise UnlearnError(f"--forget-weight applies to simnpo, not {method.name!r}")
     return config
 
 
@@ -127,6 +154,8 @@ def unlearn(
     out = check_out(out, overwrite)
     forget_rows, forget_label = load_rows(forget, "forget")
     retain_rows, retain_label = load_rows(retain, "retain")
+    if chosen.refusals and any(is_text(row) for row in forget_rows):
+        raise UnlearnError(f"{chosen.name} pairs each forget question with a refusal: its forget data must be question/answer rows")
     refusals = load_refusals() if chosen.refusals else None
     model, tokenizer, source = load_model(model, tokenizer, config.dtype)
     if chosen.trains is not None:
@@ -134,14 +163,16 @@ def unlearn(
 
     record = base_record(chosen.name, config, 0, {"forget": forget_label, "retain": retain_label}, source)
     record.update(control=controls.kind, tau=controls.tau)
+    accelerator = make_accelerator(config)
+    model.to(accelerator.device)  # the target is measured where the controls measure the unlearned model
     if controls.measured:
         record["calibration"] = calibration.target_bar(model, tokenizer, controls.tau)
     set_seed(config.seed)
-    accelerator = Accelerator()
     loader = unlearn_loader(tokenizer, forget_rows, retain_rows, config.batch_size, config.seed, config.max_length, refusals)
     controlled = ControlledRun(accelerator, chosen, config, controls, lambda network: calibration.measure(network, tokenizer),
                                record.get("calibration", {}).get("bar"))
     model = controlled.run(model, loader, record)
+    record["trace"] = calibration.annotate(record["trace"])
     save_from_main(accelerator, out, model, tokenizer, record)
     return record
 
@@ -209,11 +240,13 @@ def mix(
     calibrate: MetricSpec | None = None,
     metric_fn: Callable | None = None,
     overwrite: bool = False,
+    device: str | None = None,
 ) -> dict:
     """Write θ(α) of two existing checkpoints (``unlearned`` may be a LoRA adapter) to ``out``.
 
-    Give ``alpha`` to mix at that α, or ``tau`` to calibrate α as ``--control mix`` does.
-    Returns the control.json record.
+    Give ``alpha`` to mix at that α, or ``tau`` to calibrate α as ``--control mix`` does. Both models
+    load in float32 and the mixture is computed and saved in float32; the target and every mixture
+    are measured on ``device`` (default: cuda if available, else cpu). Returns the control.json record.
     """
     if (alpha is None) == (tau is None):
         raise UnlearnError("give exactly one of --alpha (mix at that α) or --tau (calibrate α)")
@@ -223,12 +256,13 @@ def mix(
         ControlConfig("mix", tau)
     calibration = Calibration(calibrate or MetricSpec(), metric_fn)
     out = check_out(out, overwrite)
-    model, tokenizer, source = load_model(target, tokenizer)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer, source = load_model(target, tokenizer, device=device)
     previous = read_record(unlearned)
     record = {
         "method": previous.get("method"), "control": "mix", "tau": tau, "alpha": alpha, "trace": [],
         "data": previous.get("data", {}), "hyperparameters": previous.get("hyperparameters"),
-        "model": source, "unlearned": str(unlearned), "unlearn_bench_version": package_version(),
+        "model": source, "unlearned": str(unlearned), "device": str(device), "unlearn_bench_version": package_version(),
     }
     if tau is not None:
         record["calibration"] = calibration.target_bar(model, tokenizer, tau)
@@ -236,7 +270,7 @@ def mix(
     if alpha is None:
         bar = record["calibration"]["bar"]
         alpha, trace = calibrate_mix(mixer, lambda: calibration.measure(model, tokenizer), bar, ControlConfig().tolerance)
-        record.update(alpha=alpha, trace=trace)
+        record.update(alpha=alpha, trace=calibration.annotate(trace))
     else:
         mixer(alpha)
     save_checkpoint(out, model, tokenizer, record)

@@ -3,7 +3,8 @@
 Tokenisation is lm-eval's: ``encode(prompt + target)`` with the tokenizer's own special-token
 default, split at ``len(encode(prompt))``; the answer tokens are the labels, the question tokens
 are masked with -100. Nothing is appended (no EOS), as the tasks score no EOS. Sequences longer
-than ``max_length`` lose their end (right truncation).
+than ``max_length`` lose their end (right truncation). Plain-text rows (``{text}``) are trained on
+every token: the text is tokenised once and cut into consecutive ``max_length``-token chunks.
 """
 
 from __future__ import annotations
@@ -43,9 +44,24 @@ def encode_pair(tokenizer, question: str, answer: str, max_length: int) -> Examp
     return Example(whole, labels)
 
 
+def encode_text(tokenizer, text: str, max_length: int) -> list[Example]:
+    """A plain text as consecutive ``max_length``-token chunks, every token a label (chunks of one token are dropped)."""
+    ids = tokenizer(text)["input_ids"]
+    chunks = [ids[start:start + max_length] for start in range(0, len(ids), max_length)]
+    return [Example(chunk, list(chunk)) for chunk in chunks if len(chunk) > 1]
+
+
 def encode_rows(tokenizer, rows, max_length: int) -> list[Example]:
-    """:func:`encode_pair` over rows with ``question`` and ``answer``."""
-    return [encode_pair(tokenizer, row["question"], str(row["answer"]), max_length) for row in rows]
+    """Rows with ``question`` and ``answer`` (:func:`encode_pair`) or ``text`` (:func:`encode_text`)."""
+    examples = []
+    for row in rows:
+        if "question" in row:
+            examples.append(encode_pair(tokenizer, row["question"], str(row["answer"]), max_length))
+        else:
+            examples.extend(encode_text(tokenizer, row["text"], max_length))
+    if not examples:
+        raise UnlearnError("no trainable tokens in the data (every text is shorter than two tokens)")
+    return examples
 
 
 @dataclass
@@ -156,4 +172,4 @@ def unlearn_loader(tokenizer, forget_rows, retain_rows, batch_size, seed, max_le
         encode_rows(tokenizer, forget_rows, max_length), encode_rows(tokenizer, retain_rows, max_length),
         refusals=refusals, seed=seed, max_length=max_length,
     )
-    return shuffled_loader(len(forget_rows), batch_size, seed, collator)
+    return shuffled_loader(len(collator.forget), batch_size, seed, collator)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from harness_ext.io import atomic_folder
-from harness_ext.unlearning.config import UnlearnError
+from harness_ext.unlearning.config import MASTER_DTYPE, UnlearnError
 
 CONTROL_FILE = "control.json"
 
@@ -39,15 +40,30 @@ def save_checkpoint(out: Path, model, tokenizer, record: dict) -> Path:
     return atomic_folder(out, write)
 
 
-def load_model(model, tokenizer=None, dtype: str = "auto"):
-    """``(model, tokenizer, source)`` from a checkpoint path, or an in-memory model with its tokenizer.
+def check_master_weights(model) -> None:
+    """Training and mixing need float32 weights; an in-memory bf16/fp16 model is refused with the fix."""
+    dtypes = {parameter.dtype for parameter in model.parameters() if parameter.is_floating_point()}
+    if dtypes - {torch.float32}:
+        names = ", ".join(sorted(str(dtype).removeprefix("torch.") for dtype in dtypes))
+        raise UnlearnError(
+            f"the in-memory model has {names} weights; training and mixing keep float32 master weights "
+            "(pure bf16 AdamW rounds most 1e-5 updates away): pass model.float() (and mixed_precision='bf16' to train in bf16)"
+        )
 
-    ``source`` is the path as given (recorded in control.json), or ``None`` for an in-memory model.
+
+def load_model(model, tokenizer=None, dtype: str = MASTER_DTYPE, device=None):
+    """``(model, tokenizer, source)`` from a checkpoint path, or an in-memory float32 model with its tokenizer.
+
+    A checkpoint loads with ``dtype`` weights (float32 by default: bf16 checkpoints are upcast) on
+    ``device`` (default: where it loads, the CPU). ``source`` is the path as given (recorded in
+    control.json), or ``None`` for an in-memory model.
     """
     if isinstance(model, PreTrainedModel):
         if tokenizer is None:
             raise UnlearnError("an in-memory model needs its tokenizer: pass tokenizer=")
-        return model, tokenizer, None
+        if dtype == MASTER_DTYPE:
+            check_master_weights(model)
+        return (model if device is None else model.to(device)), tokenizer, None
     if not isinstance(model, (str, Path)):
         raise UnlearnError(f"model must be a checkpoint path or a PreTrainedModel, got {type(model).__name__}")
     try:
@@ -56,4 +72,4 @@ def load_model(model, tokenizer=None, dtype: str = "auto"):
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or model))
     except (OSError, ValueError) as error:
         raise UnlearnError(f"cannot load model {str(model)!r}: {error}") from None
-    return loaded, tokenizer, str(model)
+    return (loaded if device is None else loaded.to(device)), tokenizer, str(model)

@@ -27,7 +27,10 @@ TRAIN_FLAGS = {
     "max_length": (int, "tokens per sequence (longer ones are cut at the end)"),
     "seed": (int, "seed for initialisation, shuffling, pairing and RMU's u"),
     "lora": (int, "LoRA rank; 0 trains the full weights"),
-    "dtype": (str, "weights dtype when loading: auto (the checkpoint's), float32, bfloat16, …"),
+    "dtype": (str, "master weights dtype: float32 only (bf16 checkpoints are upcast; pure bf16 training is refused)"),
+    "mixed_precision": (str, "no, bf16 or fp16: Accelerate autocast over the float32 weights (default: accelerate's setting, else no)"),
+    "lr_schedule": (str, "constant, or linear: warm-up then linear decay to 0 (TOFU's schedule)"),
+    "warmup_epochs": (float, "epochs of linear learning-rate warm-up from 0 (TOFU: 1)"),
 }
 METHOD_FLAGS = {
     "retain_weight": (float, "λ, weight of the retain term (CE_r, KL, or RMU's retain MSE)"),
@@ -36,13 +39,21 @@ METHOD_FLAGS = {
     "layer": (int, "ℓ, RMU's steered decoder layer (0-based; the MLPs of ℓ-2..ℓ train)"),
     "steering": (float, "c, RMU's steering coefficient (target c·u)"),
     "ga_bound": (float, "δ, bounded gradient ascent: forget sequences with NLL > δ give no gradient"),
+    "forget_weight": (float, "weight of SimNPO's forget term (its authors' npo_coeff)"),
 }
+DATA_SPECS = "tofu:<config>, muse:<corpus>/<config>/<split> or file:PATH (JSON/JSONL rows {question, answer} or {text})"
 
 
 def method_defaults(name: str) -> str:
     """``npo 0.1, simnpo 2.5`` — each method's default for one hyper-parameter."""
     pairs = [f"{method} {spec.defaults[name]}" for method, spec in sorted(METHODS.items()) if name in spec.defaults]
     return ", ".join(pairs) or "none (off)"
+
+
+def train_default(name: str) -> str:
+    """A shared flag's default; for --lr also the methods that have their own."""
+    default = getattr(TrainConfig(), name)
+    return f"{default}; {method_defaults(name)}" if name == "lr" else str(default)
 
 
 def add_flags(parser, table: dict, default_of) -> None:
@@ -71,7 +82,7 @@ def calibration_spec(args) -> MetricSpec:
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="base checkpoint folder (or hub id)")
-    parser.add_argument("--data", required=True, help="training data spec, e.g. tofu:full (target) or tofu:retain90 (retain model)")
+    parser.add_argument("--data", required=True, help=f"training data: {DATA_SPECS}, e.g. tofu:full (target)")
     parser.add_argument("--out", required=True, help="folder for the fine-tuned checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     add_flags(parser, TRAIN_FLAGS, lambda name: getattr(TrainConfig(), name))
@@ -81,15 +92,15 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def add_unlearn_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="target checkpoint folder (fine-tuned on the forget data)")
     parser.add_argument("--method", required=True, help=f"unlearning method: {', '.join(sorted(METHODS))}")
-    parser.add_argument("--forget", required=True, help="forget data spec, e.g. tofu:forget10")
-    parser.add_argument("--retain", required=True, help="retain data spec, e.g. tofu:retain90")
+    parser.add_argument("--forget", required=True, help=f"forget data: {DATA_SPECS}, e.g. tofu:forget10")
+    parser.add_argument("--retain", required=True, help="retain data (same forms), e.g. tofu:retain90")
     parser.add_argument("--out", required=True, help="folder for the unlearned (controlled) checkpoint")
     parser.add_argument("--control", default="none", help=f"control: {', '.join(CONTROLS)} (default: none)")
     parser.add_argument("--tau", type=float, default=None, help="τ in (0, 1]: the fraction of the target's metric to keep (mix, early-stop)")
     parser.add_argument("--eval-every", type=int, default=ControlConfig().eval_every, help="early-stop: steps between measurements (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     add_calibration_flags(parser)
-    add_flags(parser, TRAIN_FLAGS, lambda name: getattr(TrainConfig(), name))
+    add_flags(parser, TRAIN_FLAGS, train_default)
     add_flags(parser, METHOD_FLAGS, method_defaults)
     return parser
 
@@ -100,6 +111,7 @@ def add_mix_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     parser.add_argument("--out", required=True, help="folder for the mixed checkpoint")
     parser.add_argument("--alpha", type=float, default=None, help="mix at this α in [0, 1]")
     parser.add_argument("--tau", type=float, default=None, help="or calibrate α to keep τ × the target's metric")
+    parser.add_argument("--device", default=None, help="where to mix and calibrate: cpu, cuda, cuda:1, … (default: cuda if available, else cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     add_calibration_flags(parser)
     return parser
@@ -138,5 +150,5 @@ def run_mix(args: argparse.Namespace) -> int:
 
     return reported("mix", lambda: mix(
         args.target, args.unlearned, args.out, alpha=args.alpha, tau=args.tau, overwrite=args.overwrite,
-        calibrate=calibration_spec(args),
+        calibrate=calibration_spec(args), device=args.device,
     ))

@@ -109,13 +109,14 @@ def negative_preference(model, step: StepBatch, context: LossContext) -> torch.T
     return -(2 / beta) * F.logsigmoid(-beta * ratio).mean() + retain_term(model, step, context)
 
 
-@register_method("simnpo", beta=2.5, gamma=0.0, retain_weight=1.0)
+@register_method("simnpo", beta=2.5, gamma=0.0, retain_weight=1.0, forget_weight=0.1375)
 def simple_negative_preference(model, step: StepBatch, context: LossContext) -> torch.Tensor:
-    """−(2/β)·mean log σ(−(β/|y|)·log p_θ(y|x) − γ) on forget, + λ·CE_r."""
+    """w·(−(2/β)·mean log σ(−(β/|y|)·log p_θ(y|x) − γ)) on forget, + λ·CE_r (defaults: the authors' TOFU config)."""
     beta, gamma = context.config.beta, context.config.gamma
     logprob, length = sequence_logprob(logits_of(model, step.forget), step.forget)
     margin = -(beta / length.clamp_min(1)) * logprob - gamma
-    return -(2 / beta) * F.logsigmoid(margin).mean() + retain_term(model, step, context)
+    forget = -(2 / beta) * F.logsigmoid(margin).mean()
+    return context.config.forget_weight * forget + retain_term(model, step, context)
 
 
 @register_method("idkpo", reference=True, refusals=True, beta=0.1, retain_weight=1.0)
@@ -128,7 +129,7 @@ def refusal_preference(model, step: StepBatch, context: LossContext) -> torch.Te
 
 
 def rmu_layers(model, layer: int) -> range:
-    """Indices ℓ−2..ℓ (clipped at 0) of the blocks whose MLPs RMU trains; checks ℓ is a layer."""
+    """Indices ℓ−2..ℓ (clipped at 0) of the blocks whose MLP down-projections RMU trains; checks ℓ is a layer."""
     count = len(decoder_layers(model))
     if not 0 <= layer < count:
         raise UnlearnError(f"--layer {layer} is outside the model's decoder layers 0..{count - 1}")
@@ -136,14 +137,14 @@ def rmu_layers(model, layer: int) -> range:
 
 
 def rmu_parameters(model, config: UnlearnConfig) -> list[torch.nn.Parameter]:
-    """The MLP parameters of layers ℓ−2..ℓ: the only ones RMU updates."""
+    """``mlp.down_proj.weight`` of layers ℓ−2..ℓ: the only weights RMU updates (WMDP's layer_ids, param_ids=6)."""
     blocks = decoder_layers(model)
     parameters = []
     for index in rmu_layers(model, config.layer):
-        mlp = getattr(blocks[index], "mlp", None)
-        if mlp is None:
-            raise UnlearnError(f"decoder layer {index} of {type(model).__name__} has no .mlp for RMU to train")
-        parameters.extend(mlp.parameters())
+        down_proj = getattr(getattr(blocks[index], "mlp", None), "down_proj", None)
+        if down_proj is None:
+            raise UnlearnError(f"decoder layer {index} of {type(model).__name__} has no .mlp.down_proj for RMU to train")
+        parameters.append(down_proj.weight)
     return parameters
 
 
@@ -160,7 +161,7 @@ def masked_mse(activations: torch.Tensor, target: torch.Tensor, attention_mask: 
     return per_token[mask].mean()
 
 
-@register_method("rmu", reference=True, trains=rmu_parameters, layer=7, steering=6.5, retain_weight=1200.0)
+@register_method("rmu", reference=True, trains=rmu_parameters, layer=7, steering=6.5, retain_weight=1200.0, lr=5e-5)
 def representation_misdirection(model, step: StepBatch, context: LossContext) -> torch.Tensor:
     """MSE(h_ℓ(forget), c·u) + λ·MSE(h_ℓ(retain), h_ℓ^frozen(retain)) over non-padding tokens."""
     config = context.config

@@ -3,6 +3,11 @@
 The target's value is cached on disk per (checkpoint content hash, task config: task, metric,
 limit, metadata, package version), in ``$UNLEARN_CACHE_DIR`` (default ``~/.cache/unlearn-bench``),
 so it is computed once per target and never shared between different models.
+
+A metric that no generation feeds (e.g. ``es_retain``: per-token greedy matches from forward passes)
+is measured without generating: the task's generation requests get empty strings, which only the
+generation-based keys (ROUGE, model utility) read. Each measurement records its work (forward
+batches, unique sequences scored, generations) for the trace.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -66,23 +72,58 @@ def read_metric(results: dict, spec: MetricSpec) -> float:
     return float(task_results[key])
 
 
-def lm_eval_metric(spec: MetricSpec) -> Callable:
-    """``metric_fn(model, tokenizer) -> float``: ``spec``'s task on the in-memory model through unlearn_hf."""
+GENERATED_TOFU_KEYS = ("rougeL", "model_utility")  # the TOFU keys that read generated answers
+
+
+def needs_generation(spec: MetricSpec) -> bool:
+    """Whether ``spec``'s value reads generated text; True for any task not known to be otherwise."""
+    if spec.task.startswith("unlearn_tofu_"):
+        return spec.metric.startswith(GENERATED_TOFU_KEYS)
+    return True
+
+
+def work_of(lm) -> dict:
+    """What one measurement ran: forward batches, unique sequences scored, generations."""
+    stats = getattr(lm, "stats", Counter())
+    return {key: int(stats.get(key, 0)) for key in ("forward_batches", "sequences_scored", "generations")}
+
+
+def lm_eval_metric(spec: MetricSpec, work: list | None = None) -> Callable:
+    """``metric_fn(model, tokenizer) -> float``: ``spec``'s task on the in-memory model through unlearn_hf.
+
+    The evaluation runs where the model is, in its dtype. Each call appends its work to ``work``.
+    """
 
     def measure(model, tokenizer) -> float:
         from harness_ext.evaluation import evaluate
-        from harness_ext.models import UnlearnHFLM
 
         was_training = model.training
         model.eval()
         try:
-            lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
+            lm = calibration_lm(needs_generation(spec))(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
             results = evaluate(lm, [spec.task], limit=spec.limit, metadata=spec.metadata or None, env_info=False)
         finally:
             model.train(was_training)
+        if work is not None:
+            work.append(work_of(lm))
         return read_metric(results, spec)
 
     return measure
+
+
+def calibration_lm(generate: bool):
+    """``unlearn_hf``, or (``generate=False``) a subclass whose generation requests get empty strings unrun."""
+    from harness_ext.models import UnlearnHFLM
+
+    if generate:
+        return UnlearnHFLM
+
+    class ForwardOnlyHFLM(UnlearnHFLM):
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            self.stats["generation_requests_skipped"] += len(requests)
+            return ["" for _ in requests]
+
+    return ForwardOnlyHFLM
 
 
 def content_hash(model, tokenizer) -> str:
@@ -141,9 +182,11 @@ class Calibration:
 
     spec: MetricSpec
     metric_fn: Callable | None = None
+    work: list = field(default_factory=list)
 
     def measure(self, model, tokenizer) -> float:
-        return float((self.metric_fn or lm_eval_metric(self.spec))(model, tokenizer))
+        """The metric of ``model`` now (its work is appended to ``self.work`` for the lm-eval metric)."""
+        return float((self.metric_fn or lm_eval_metric(self.spec, self.work))(model, tokenizer))
 
     def target_value(self, model, tokenizer) -> tuple[float, bool]:
         """``(value, was_cached)`` for the target model."""
@@ -153,9 +196,20 @@ class Calibration:
 
     def target_bar(self, model, tokenizer, tau: float) -> dict:
         """The calibration record of a control: the metric, the target's value and the bar τ × value."""
+        before = len(self.work)
         value, cached = self.target_value(model, tokenizer)
-        return {
+        record = {
             "metric": self.spec.metric, "task": self.spec.task, "limit": self.spec.limit, "metadata": self.spec.metadata,
             "metric_fn": "lm-eval" if self.metric_fn is None else "custom",
             "target_value": value, "cached": cached, "bar": bar_for(value, tau),
+            "generates": self.metric_fn is None and needs_generation(self.spec),
         }
+        if len(self.work) > before:
+            record["target_work"] = self.work[-1]
+        return record
+
+    def annotate(self, trace: list[dict]) -> list[dict]:
+        """``trace`` with each measurement's work (the last ``len(trace)`` measurements, in order)."""
+        if self.metric_fn is not None or not trace:
+            return trace
+        return [{**entry, **work} for entry, work in zip(trace, self.work[-len(trace):])]

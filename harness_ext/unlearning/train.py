@@ -1,8 +1,11 @@
 """The one training loop, for fine-tuning and every unlearning method, through HF Accelerate.
 
-The same code runs on a CPU, one GPU, or several under ``accelerate launch`` (DDP, FSDP or
-DeepSpeed as configured by ``accelerate config``); mixed precision comes from Accelerate too.
-Optimiser: AdamW at a constant learning rate, gradients clipped to ``max_grad_norm``.
+The same code runs on a CPU, one GPU, or several under ``accelerate launch`` (DDP as configured
+by ``accelerate config``). Weights stay float32 (the master copy AdamW updates); ``mixed_precision``
+bf16/fp16 runs the forward and backward passes under Accelerate's autocast.
+Optimiser: AdamW, gradients clipped to ``max_grad_norm``; the learning rate is constant, or
+``linear``: warm-up over ``warmup_epochs`` epochs from 0, then linear decay to 0 at the last step
+(TOFU's schedule: one warm-up epoch), stepped once per optimiser step on every process.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
+from transformers import get_scheduler
 
 from harness_ext.unlearning.config import TrainConfig
 
@@ -31,13 +36,40 @@ def planned_steps(batches_per_epoch: int, config: TrainConfig) -> int:
     return config.max_steps if config.max_steps is not None else config.epochs * batches_per_epoch
 
 
-def train_step(accelerator: Accelerator, model, optimizer, loss_fn: Callable, batch, max_grad_norm: float) -> float:
-    """One optimiser step on ``loss_fn(model, batch)``; returns the loss."""
-    loss = loss_fn(model, batch)
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """The run's Accelerator: the device and processes ``accelerate launch`` chose, and the mixed precision.
+
+    ``mixed_precision`` None keeps Accelerate's own setting (``accelerate launch --mixed_precision``,
+    ``accelerate config``; else no). Accelerate keeps one mixed-precision setting per process, so a
+    run asking for another one resets it (the process group, if any, is kept).
+    """
+    wanted = config.mixed_precision
+    if wanted is not None and AcceleratorState._shared_state and AcceleratorState().mixed_precision != wanted:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=wanted)
+
+
+def warmup_steps(batches_per_epoch: int, config: TrainConfig) -> int:
+    """``warmup_epochs`` epochs of optimiser steps, rounded down."""
+    return int(config.warmup_epochs * batches_per_epoch)
+
+
+def make_schedule(optimizer, batches_per_epoch: int, total: int, config: TrainConfig):
+    """The learning-rate schedule: constant (with optional warm-up) or linear warm-up then decay to 0."""
+    name = "linear" if config.lr_schedule == "linear" else "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps(batches_per_epoch, config), num_training_steps=total)
+
+
+def train_step(accelerator: Accelerator, model, optimizer, loss_fn: Callable, batch, max_grad_norm: float, schedule=None) -> float:
+    """One optimiser step on ``loss_fn(model, batch)`` (autocast when mixed precision is on); returns the loss."""
+    with accelerator.autocast():
+        loss = loss_fn(model, batch)
     accelerator.backward(loss)
     if max_grad_norm:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
+    if schedule is not None:
+        schedule.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
 
@@ -61,12 +93,13 @@ def train(
     """Run the loop; ``on_step(step)`` is called after each step and returning True stops training."""
     model, optimizer, loader = accelerator.prepare(model, make_optimizer(model, config), loader)
     total = planned_steps(len(loader), config)
+    schedule = make_schedule(optimizer, len(loader), total, config)
     model.train()
     step = 0
     with tqdm(total=total, desc=description, disable=not accelerator.is_local_main_process) as bar:
         while step < total:
             for batch in loader:
-                loss = train_step(accelerator, model, optimizer, loss_fn, batch, config.max_grad_norm)
+                loss = train_step(accelerator, model, optimizer, loss_fn, batch, config.max_grad_norm, schedule)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(step=step, loss=f"{loss:.4f}")
