@@ -20,7 +20,7 @@ from harness_ext.leaderboard.columns import columns_for, doc_row
 from harness_ext.leaderboard.runs import load_run, run_metadata
 from harness_ext.leaderboard.screenshot import screenshot
 from tests.conftest import SHARED, requires
-from tests.test_leaderboard import FORGET, MODELS, scores, write_run
+from tests.test_leaderboard import FORGET, MODELS, UTILITY, scores, write_run
 
 ANCHOR = SHARED / "anchors" / "open-unlearning-smollm2-forget01"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -145,13 +145,16 @@ def test_run_metadata(tmp_path):
     for config in data["configs"].values():
         config["metadata"] |= {"convention": "open-unlearning", "attack": "noise", "attack_rate": 0.3, "attack_seed": 0}
     data["configs"][FORGET] |= {"dataset_path": "json", "dataset_kwargs": {"config": "forget01_perturbed"}}
+    data["configs"][UTILITY] |= {"custom_dataset": "def load(...)", "dataset_kwargs": {"config": "retain_perturbed"}}
+    data["configs"]["unlearn_probes"] |= {"custom_dataset": "def load(...)", "dataset_kwargs": {"config": "piqa"}}
     path.write_text(json.dumps(data))
     (tmp_path / "checkpoints" / "npo" / "control.json").write_text(json.dumps({"method": "npo", "attack": "quantize", "bits": 4}))
     about = run_metadata(load_run(path))
     assert about == {"model": str(tmp_path / "checkpoints" / "npo"), "convention": "open-unlearning",
                      "attack": "noise (rate=0.3, seed=0) + quantize (4-bit)",
                      "task versions": "; ".join(f"{task} v1" for task in sorted(data["versions"])),
-                     "data source": "json (forget01_perturbed)", "date": "2025-01-02 10:00 UTC"}
+                     "data source": "json: forget01_perturbed; unlearn_tasks loader: piqa, retain_perturbed",
+                     "date": "2025-01-02 10:00 UTC"}
 
 
 @requires(ANCHOR, "the open-unlearning anchor")

@@ -174,13 +174,15 @@ def first(dicts: list[dict], key: str):
 
 
 def data_source(configs: dict) -> str:
-    """The distinct ``dataset_path`` (+ config) of the run's tasks."""
-    sources = set()
+    """The run's documents: per ``dataset_path`` (our tasks' own loader when ``custom_dataset``), its configs."""
+    sources: dict[str, set] = {}
     for config in configs.values():
-        if config.get("dataset_path"):
-            name = (config.get("dataset_kwargs") or {}).get("config") or config.get("dataset_name")
-            sources.add(f"{config['dataset_path']}" + (f" ({name})" if name else ""))
-    return "; ".join(sorted(sources)) or "task defaults"
+        path = config.get("dataset_path") or ("unlearn_tasks loader" if config.get("custom_dataset") else None)
+        name = (config.get("dataset_kwargs") or {}).get("config") or config.get("dataset_name")
+        if path is not None:
+            sources.setdefault(path, set()).update([name] if name else [])
+    return "; ".join(f"{path}: {', '.join(sorted(names))}" if names else path
+                     for path, names in sorted(sources.items())) or "not recorded"
 
 
 def run_date(run: Run) -> str:
