@@ -10,7 +10,6 @@ from pathlib import Path
 from harness_ext.leaderboard.runs import Run
 
 METRICS_DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-FACETS = ("forget", "utility", "knowledge probes", "fluency", "privacy", "other")
 UNMAPPED_TASK = "open_unlearning"  # where an open-unlearning import keeps the keys we have no name for
 MUSE = ("news", "books")
 
@@ -28,7 +27,7 @@ class Column:
     tasks: tuple[str, ...]
     metric: str
     utility: bool = False
-    facet: str = "forget"
+    facet: str = "forget"  # forget, utility, knowledge probes, fluency, privacy or other (the page's column groups)
     direction: str = "↓"
     doc: tuple[str, str, int] | None = None
     optional: bool = False
