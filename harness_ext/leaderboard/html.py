@@ -23,7 +23,8 @@ RUN_COLUMNS = ("group", "model", "method", "control", "τ", "α")
 DIRECTIONS = {"↓": "lower is better (more forgotten)", "↑": "higher is better", "→0": "closer to 0 is better",
               "": "an open-unlearning key with no counterpart here, kept under its own name"}
 CAPTIONS = {
-    "forget_vs_retain_es.png": "Forget ES (lower forgets more) against retain ES (higher keeps more); dashed: τ × the target's retain ES.",
+    "forget_vs_retain_es.png": "Forget ES (lower forgets more) against retain ES (higher keeps more); "
+                               "dashed: τ × the target's retain ES.",
     "alpha_curves.png": "Model mixing: the calibration metric against α; the chosen α dotted.",
     "robustness.png": "Robustness: each metric before and after each attack (docs/robustness.md).",
 }
