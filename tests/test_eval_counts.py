@@ -61,29 +61,36 @@ def needed_work(limit: int) -> tuple[dict[str, set], dict[str, set]]:
 
 
 class ModelWork:
-    """Counts, below unlearn_hf, the rows the transformers model forwards to score and the rows it generates from."""
+    """Counts, below unlearn_hf, the rows the transformers model forwards to score and the rows it generates from.
+
+    Scoring runs the model body (``model.base_model``) outside any call of the whole model; a generation
+    starts with a call of the whole model that fills an empty KV cache (``use_cache``).
+    """
 
     def __init__(self, model):
         self.scoring_calls = self.rows_scored = self.rows_generated = 0
-        self._generating = False
-        generate = model.generate
+        self._depth = 0
+        model.register_forward_pre_hook(self._enter, with_kwargs=True)
+        model.register_forward_hook(self._leave)
+        model.base_model.register_forward_pre_hook(self._body, with_kwargs=True)
 
-        def counted_generate(*args, **kwargs):
-            self.rows_generated += kwargs["input_ids"].shape[0]
-            self._generating = True
-            try:
-                return generate(*args, **kwargs)
-            finally:
-                self._generating = False
+    @staticmethod
+    def _rows(args, kwargs) -> int:
+        return (args[0] if args else kwargs["input_ids"]).shape[0]
 
-        model.generate = counted_generate
-        model.register_forward_pre_hook(self._forward, with_kwargs=True)
+    def _enter(self, _module, args, kwargs):
+        self._depth += 1
+        cache = kwargs.get("cache")
+        if kwargs.get("use_cache") and (cache is None or cache.get_seq_length() == 0):
+            self.rows_generated += self._rows(args, kwargs)
 
-    def _forward(self, _module, args, kwargs):
-        if not self._generating:
-            inputs = args[0] if args else kwargs["input_ids"]
+    def _leave(self, *_):
+        self._depth -= 1
+
+    def _body(self, _module, args, kwargs):
+        if not self._depth:
             self.scoring_calls += 1
-            self.rows_scored += inputs.shape[0]
+            self.rows_scored += self._rows(args, kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -106,6 +113,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_the_suite_scores_each_unique_sequence_and_generates_each_unique_prompt_once(tofu_data_dir, tiny_checkpoint):
     lm = UnlearnHFLM(pretrained=str(tiny_checkpoint), batch_size=BATCH_SIZE, device="cpu")
+    lm.scorer  # its one-time check that head(body(ids)) is the model's logits runs before counting starts
     work = ModelWork(lm.model)
     evaluate(lm, SUITE, limit=LIMIT, metadata={"tokenizer": str(tiny_checkpoint)}, bootstrap_iters=0)
 

@@ -3,27 +3,34 @@
 Every ``loglikelihood`` response is a :class:`TokenScores`: it unpacks as lm-eval's
 ``(loglikelihood, is_greedy)`` so standard tasks work unchanged, and carries per-token log-probs,
 greedy matches, and the mean/variance of log p under the model's next-token distribution (for
-Min-K%++). Identical token sequences are scored once per call and identical generation
-requests are generated once, so tasks that share sequences share the work.
+Min-K%++; only for requests that want it, :func:`wants_moments`). Identical token sequences are scored
+once per call and identical generation requests are generated once, so tasks that share sequences
+share the work. Scoring applies the output head only at scored positions, over the full output
+vocabulary, in float32 (:mod:`harness_ext.models.head_scoring`); plain greedy generation drops
+finished rows (:mod:`harness_ext.models.greedy_generation`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 
 import lm_eval.models  # noqa: F401  (fill lm-eval's registry with the built-ins first)
 import torch
-import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
+
+from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
+from harness_ext.models.head_scoring import HeadScorer, PositionScores
 
 
 class TokenScores(tuple):
     """``(loglikelihood, is_greedy)`` plus per-token details of the continuation."""
 
-    def __new__(cls, logprobs: list[float], greedy: list[bool], means: list[float], variances: list[float]):
+    def __new__(cls, logprobs: list[float], greedy: list[bool], means: list[float] | None,
+                variances: list[float] | None):
         scores = super().__new__(cls, (float(sum(logprobs)), bool(all(greedy))))
         scores.logprobs, scores.greedy = logprobs, greedy
         scores.means, scores.variances = means, variances
@@ -51,13 +58,23 @@ class UnlearnHFLM(HFLM):
         super().__init__(*args, **kwargs)
         self.stats = Counter()
 
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        self._moments_wanted = {request.args for request in requests if wants_moments(request)}
+        try:
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self._moments_wanted = None
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         if self.backend != "causal":
             raise NotImplementedError("unlearn_hf scores causal language models only")
+        moments_wanted = getattr(self, "_moments_wanted", None)
         windows = [self._window(context, continuation) for _, context, continuation in requests]
-        needed: dict[tuple, int] = {}
-        for tokens, length in windows:
-            needed[tokens] = max(length, needed.get(tokens, 0))
+        needed: dict[tuple, tuple[int, bool]] = {}
+        for (cache_key, _, _), (tokens, length) in zip(requests, windows):
+            moments = moments_wanted is None or cache_key in moments_wanted
+            known_length, known_moments = needed.get(tokens, (0, False))
+            needed[tokens] = (max(length, known_length), moments or known_moments)
         scored = self._score_unique(needed, disable_tqdm)
         self.stats["loglikelihood_requests"] += len(requests)
         results = []
@@ -74,12 +91,12 @@ class UnlearnHFLM(HFLM):
             raise ValueError(f"continuation of {len(continuation)} tokens cannot be scored (max {self.max_length})")
         return tuple((context + continuation)[-(self.max_length + 1):]), len(continuation)
 
-    def _score_unique(self, needed: dict[tuple, int], disable_tqdm: bool) -> dict[tuple, "_SequenceScores"]:
+    def _score_unique(self, needed: dict[tuple, tuple[int, bool]], disable_tqdm: bool) -> dict[tuple, "_SequenceScores"]:
         """Forward each unique model input once. Sequences that differ only in their last token (e.g.
         the answer letters of a multiple-choice question) share an input, as in HFLM's logits cache."""
-        groups: dict[tuple, list[tuple[tuple, int]]] = {}
-        for tokens, length in needed.items():
-            groups.setdefault(tokens[:-1], []).append((tokens, length))
+        groups: dict[tuple, list[tuple[tuple, int, bool]]] = {}
+        for tokens, (length, moments) in needed.items():
+            groups.setdefault(tokens[:-1], []).append((tokens, length, moments))
         order = sorted(groups, key=len, reverse=True)
         batch_size = int(self.batch_size) if str(self.batch_size) != "auto" else 8
         scored = {}
@@ -92,22 +109,33 @@ class UnlearnHFLM(HFLM):
         self.stats["forward_batches"] += -(-len(order) // batch_size)
         return scored
 
-    @torch.no_grad()
-    def _score_batch(self, batch: list[tuple], members: list[list[tuple[tuple, int]]]) -> dict[tuple, "_SequenceScores"]:
+    def _score_batch(self, batch: list[tuple], members: list[list[tuple[tuple, int, bool]]]) -> dict[tuple, "_SequenceScores"]:
+        """One body forward for the batch; the head only at the positions its members score (each
+        input's last ``longest continuation`` positions, shared by the members of that input)."""
         width = max(len(inputs) for inputs in batch)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         padded = torch.full((len(batch), width), pad, dtype=torch.long, device=self.device)
-        for row, inputs in enumerate(batch):
-            padded[row, : len(inputs)] = torch.tensor(inputs, dtype=torch.long)
-        logprobs = F.log_softmax(self._model_call(padded), dim=-1, dtype=self.softmax_dtype)
-        out = {}
+        positions, moments, pairs, spans = [], [], [], []
         for row, (inputs, group) in enumerate(zip(batch, members)):
-            end = len(inputs)
-            for tokens, length in group:
-                window = logprobs[row, end - length:end, : self.vocab_size]
-                targets = torch.tensor(tokens[-length:], dtype=torch.long, device=window.device)
-                out[tokens] = _SequenceScores.from_logprobs(window, targets)
-        return out
+            padded[row, : len(inputs)] = torch.tensor(inputs, dtype=torch.long)
+            longest = max(length for _, length, _ in group)
+            first = len(positions)
+            positions += [(row, column) for column in range(len(inputs) - longest, len(inputs))]
+            moments += [any(wanted for _, _, wanted in group)] * longest
+            for tokens, length, _ in group:
+                offset = first + longest - length
+                spans.append((tokens, offset, len(pairs), length))
+                pairs += [(offset + i, token) for i, token in enumerate(tokens[-length:])]
+        with torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
+                            enabled=self.mixed_precision_dtype is not None):
+            chosen, details = self.scorer.score(padded, positions, pairs, moments)
+        return {tokens: _SequenceScores.from_positions(chosen[start:start + length], details, offset, tokens[-length:])
+                for tokens, offset, start, length in spans}
+
+    @functools.cached_property
+    def scorer(self) -> HeadScorer:
+        """Head only at scored positions, over the model's full output vocabulary, float32 statistics."""
+        return HeadScorer(self.model, greedy_dtype=self.softmax_dtype)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         keys = [(request.args[0], json.dumps(request.args[1], sort_keys=True, default=str)) for request in requests]
@@ -121,21 +149,53 @@ class UnlearnHFLM(HFLM):
         return [outputs[key] for key in keys]
 
 
+    def _model_generate(self, context, max_length, stop, **generation_kwargs):
+        """Plain greedy decoding drops each row once it is done (EOS or stop string); anything else is HFLM's."""
+        settings = dict(generation_kwargs)
+        if settings.get("temperature", 0.0) == 0.0 and settings.get("do_sample") is None:
+            settings["do_sample"] = False
+        if not settings.get("do_sample"):
+            settings.pop("temperature", None)
+        config = self.model.generation_config
+        new_tokens = max_length - context.shape[1]
+        if self.backend != "causal" or "attention_mask" not in settings or new_tokens < 1 or not plain_greedy(config, settings):
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        eos = config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos_ids, default=0)
+        with torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
+                            enabled=self.mixed_precision_dtype is not None):
+            output, row_steps = generate_greedy(self.model, context, settings["attention_mask"], new_tokens,
+                                                StopCheck(self.tokenizer, list(stop), eos_ids), pad)
+        self.stats["decode_row_steps"] += row_steps
+        return output
+
+
 class _SequenceScores:
-    """Per-position details of the scored tail of one sequence."""
+    """Per-position details of the scored tail of one sequence (means/variances None when not requested)."""
 
     def __init__(self, logprobs, greedy, means, variances):
         self.logprobs, self.greedy, self.means, self.variances = logprobs, greedy, means, variances
 
     @classmethod
-    def from_logprobs(cls, window: torch.Tensor, targets: torch.Tensor) -> "_SequenceScores":
-        probs = window.exp()
-        means = (probs * window).sum(-1)
-        variances = (probs * window.square()).sum(-1) - means.square()
-        chosen = window.gather(1, targets.unsqueeze(1)).squeeze(1)
-        greedy = window.argmax(-1) == targets
-        return cls(chosen.tolist(), greedy.tolist(), means.tolist(), variances.clamp_min(0).tolist())
+    def from_positions(cls, logprobs: list[float], details: PositionScores, offset: int, targets: tuple) -> "_SequenceScores":
+        span = slice(offset, offset + len(targets))
+        greedy = [predicted == target for predicted, target in zip(details.argmax[span], targets)]
+        means, variances = details.means[span], details.variances[span]
+        if any(value is None for value in means):
+            means = variances = None
+        return cls(logprobs, greedy, means, variances)
 
     def last(self, length: int) -> TokenScores:
         tail = slice(len(self.logprobs) - length, None)
-        return TokenScores(self.logprobs[tail], self.greedy[tail], self.means[tail], self.variances[tail])
+        cut = lambda values: None if values is None else values[tail]  # noqa: E731
+        return TokenScores(self.logprobs[tail], self.greedy[tail], cut(self.means), cut(self.variances))
+
+
+def wants_moments(request) -> bool:
+    """Whether a loglikelihood request needs the next-token log p mean/variance (Min-K%++).
+
+    A task says so with the Instance attribute ``next_token_moments``; requests that do not say
+    (plain lm-eval tasks, older tasks) get them, as before.
+    """
+    return bool(getattr(request, "next_token_moments", True))
