@@ -51,16 +51,10 @@ class Attack:
         return dict(params) if self.is_input else {}
 
 
-def _question_rows(split: str) -> list[dict]:
-    from harness_ext.data import load_tofu
-
-    return [{"question": row["question"], "answer": row["answer"]} for row in load_tofu(split)]
-
-
 def _relearned(model, tokenizer, params: dict):
     from harness_ext.attacks import relearn
 
-    return relearn.relearned(model, tokenizer, _question_rows(params["data"]), steps=params["steps"], lr=params["lr"],
+    return relearn.relearned(model, tokenizer, f"tofu:{params['data']}", steps=params["steps"], lr=params["lr"],
                              seed=params["seed"], batch_size=params["batch_size"])
 
 
@@ -77,11 +71,15 @@ def _quantized(model, tokenizer, params: dict):
 
 
 def _probed(model, tokenizer, params: dict):
+    """Probing changes the model in place: it works on a copy, the member stays as it is."""
+    import copy
+
     from harness_ext.models.probe import probed
 
+    model = copy.deepcopy(model)
     if params["head"] == "lens":
         return probed(model, params["layer"], head="lens")
-    return probed(model, params["layer"], head="trained", tokenizer=tokenizer, rows=_question_rows(params["data"]),
+    return probed(model, params["layer"], head="trained", tokenizer=tokenizer, rows=f"tofu:{params['data']}",
                   steps=params["steps"], lr=params["lr"], seed=params["seed"])
 
 

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="a folder in the $UNLEARN_DATA_DIR layout, or 'hub' (default: "
                                        "$UNLEARN_DATA_DIR, else a demo run's data, else the hub)")
     parser.add_argument("--forget", default=defaults.forget, help="TOFU forget split (default forget10)")
-    parser.add_argument("--limit", type=int, help="score only the first N documents of each task (default: all)")
+    parser.add_argument("--limit", type=int, help="score only the first N documents of the forget and retain tasks (default: all; MIA: all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", help="default: cuda when visible, else cpu")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of noise, relearning, trained probes")

@@ -44,7 +44,7 @@ class ScoringSettings:
     """What the scores depend on besides the model and the attack."""
 
     forget: str = "forget10"
-    limit: int | None = None  # first documents of each task (MIA: half members, half non-members); None = all
+    limit: int | None = None  # first documents of the forget and utility tasks (MIA: all); None = all
     batch_size: int = 16
     device: str = "cpu"
 
@@ -53,12 +53,15 @@ class ScoringSettings:
                 "mia": f"unlearn_tofu_mia_{self.forget}"}
 
     def calls(self) -> list[tuple[tuple[str, ...], int | None]]:
-        """The lm-eval calls: (task kinds, limit). The utility task is read up to its last retain document
-        (they come first); the MIA task interleaves members and non-members, so a limit keeps both."""
+        """The lm-eval calls: (task kinds, limit). The forget and utility tasks are read up to ``limit`` and the
+        utility task at most up to its last retain document (they come first; the others are not used); the MIA
+        task (log-likelihoods only, no generation) is read whole, so its AUC compares every member."""
         from harness_ext.data import load_tofu
 
         retain = len(load_tofu("retain_perturbed"))
-        return [(("forget", "mia"), self.limit), (("utility",), min(retain, self.limit or retain))]
+        if self.limit is not None and self.limit <= retain:
+            return [(("forget", "utility"), self.limit), (("mia",), None)]
+        return [(("forget",), self.limit), (("utility",), retain), (("mia",), None)]
 
 
 def data_digest() -> str:
