@@ -38,13 +38,18 @@ def truth_ratios(samples: Path) -> list[tuple[str, float]]:
 # --- Membership inference AUCs (privleak's reference) -------------------------------------------------
 
 MIA_SAMPLES_GLOB = "samples_unlearn_tofu_mia_forget*_*.jsonl"
+# MUSE privleak tasks store the same four AUCs; their Min-K% (k = 40 %) key is auc_mink40.
+MUSE_PRIVLEAK_GLOB = "samples_unlearn_muse_*_privleak_*.jsonl"
+MUSE_SAMPLE_KEYS = {"auc_loss": "auc_loss", "auc_zlib": "auc_zlib", "auc_mink": "auc_mink40", "auc_minkpp": "auc_minkpp"}
 
 
-def mia_aucs(samples: Path) -> dict:
-    """One MIA task's reference entry (its four AUCs and document counts) from one samples file."""
+def mia_aucs(samples: Path, sample_keys: dict[str, str] | None = None) -> dict:
+    """One MIA task's reference entry (its four AUCs and document counts) from one samples file;
+    ``sample_keys`` maps each reference key to the samples' key when they differ (MUSE privleak)."""
     from unlearn_metrics.mia import roc_auc
     from unlearn_tasks.tofu.reference import MIA_KEYS, mia_reference_entry
 
+    sample_keys = sample_keys or {key: key for key in MIA_KEYS}
     scores = {key: ([], []) for key in MIA_KEYS}
     indices = {"forget": [], "holdout": []}
     for number, line in enumerate(samples.read_text(encoding="utf-8").splitlines(), start=1):
@@ -52,7 +57,7 @@ def mia_aucs(samples: Path) -> dict:
             sample = json.loads(line)
             indices[sample["doc"]["split"]].append(sample["doc"]["index"])
             for key in MIA_KEYS:
-                member, score = sample[key]
+                member, score = sample[sample_keys[key]]
                 scores[key][0 if member else 1].append(score)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ReferenceError(f"{samples}:{number}: not a TOFU MIA sample ({error})") from None
@@ -69,13 +74,15 @@ def build_reference(run: str | Path, out: str | Path) -> dict:
     the AUCs of each MIA task whose ``--log_samples`` files are in the run."""
     forget_samples = latest_samples(Path(run))
     mia_samples = latest_samples(Path(run), MIA_SAMPLES_GLOB)
-    if not forget_samples and not mia_samples:
+    muse_samples = latest_samples(Path(run), MUSE_PRIVLEAK_GLOB)
+    if not forget_samples and not mia_samples and not muse_samples:
         raise ReferenceError(
             f"no {SAMPLES_GLOB} or {MIA_SAMPLES_GLOB} under {run}: evaluate the retain model with "
             "--output_path and --log_samples"
         )
     payload = reference_payload({task: truth_ratios(path) for task, path in forget_samples.items()})
     payload["tasks"].update({task: mia_aucs(path) for task, path in mia_samples.items()})
+    payload["tasks"].update({task: mia_aucs(path, MUSE_SAMPLE_KEYS) for task, path in muse_samples.items()})
     atomic_write_json(out, payload)
     return payload
 

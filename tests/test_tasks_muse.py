@@ -1,0 +1,126 @@
+"""MUSE tasks end to end on tiny models: a model trained here to memorise forget passages against an
+untrained one, an independent transformers computation of every score (tests/muse_fixtures.py), the
+Books layout on files the test writes, the first rows of the real MUSE-News data, and bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import pytest
+
+from harness_ext.evaluation import evaluate
+from harness_ext.models import UnlearnHFLM
+from harness_ext.tiny_model import build_tiny_model
+from tests import muse_fixtures as fx
+from tests.conftest import SHARED, requires
+from unlearn_metrics import muse
+from unlearn_tasks.muse.context import ContextLimit
+from unlearn_tasks.muse.data import MuseDataError, load_muse_split
+
+NEWS = SHARED / "data" / "muse" / "news"
+
+
+def corpus_texts(data: dict) -> list[str]:
+    texts = []
+    for rows in data.values():
+        for row in rows:
+            texts.extend(row.values() if isinstance(row, dict) else [row])
+    return texts
+
+
+def run(folder, tasks, metadata=None, limit=None, batch_size=4):
+    lm = UnlearnHFLM(pretrained=str(folder), device="cpu", batch_size=batch_size, dtype="float32")
+    out = evaluate(lm, tasks, limit=limit, metadata=metadata, log_samples=True, env_info=False)
+    return lm, out
+
+
+def per_doc(samples: list[dict], key: str) -> dict:
+    return {(s["doc"]["split"], s["doc"]["index"]): s[key] for s in samples}
+
+
+@pytest.fixture
+def news_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
+    return fx.write_corpus(tmp_path, "news")
+
+
+def test_books_group_on_written_files_one_generation_per_prompt(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
+    files = fx.write_corpus(tmp_path, "books", seed=1)
+    model, tokenizer = build_tiny_model(corpus_texts(files), vocab_size=512, seed=1, out_dir=tmp_path / "model")
+    lm, out = run(tmp_path / "model", ["unlearn_muse_books"], metadata={"privleak_auc_retrain": 0.5393}, batch_size=1)
+
+    results = out["results"]
+    for task, keys in {
+        "unlearn_muse_books_verbmem": ("rougeL_f1", "rougeL_recall"),
+        "unlearn_muse_books_knowmem_forget": ("rougeL_f1",),
+        "unlearn_muse_books_knowmem_retain": ("rougeL_f1",),
+        "unlearn_muse_books_privleak": ("auc_mink40", "auc_loss", "auc_zlib", "auc_minkpp", "privleak"),
+    }.items():
+        assert all(math.isfinite(results[task][f"{key},none"]) for key in keys), task
+    privleak = results["unlearn_muse_books_privleak"]
+    assert privleak["privleak,none"] == pytest.approx(muse.privleak(privleak["auc_mink40,none"], 0.5393), abs=1e-9)
+
+    for split in ("forget", "retain"):
+        samples = out["samples"][f"unlearn_muse_books_knowmem_{split}"]
+        f1s = per_doc(samples, "rougeL_f1")
+        for index, row in enumerate(files[("knowmem", f"{split}_qa")]):
+            _, f1 = fx.knowmem_f1(model, tokenizer, files[("knowmem", f"{split}_qa_icl")], row)
+            assert f1s[(split, index)] == f1
+    # one generation per unique prompt, one forward pass per unique text
+    assert lm.stats["generations"] == 4 + 4 + 4
+    assert lm.stats["sequences_scored"] == 8
+
+
+def test_a_long_text_is_cut_to_the_context_with_one_warning(caplog):
+    _, tokenizer = build_tiny_model(["alpha beta gamma delta " * 5], vocab_size=300)
+    limit = ContextLimit(tokenizer, {"max_length": 8})
+    text = "alpha beta gamma delta " * 6
+    with caplog.at_level(logging.WARNING):
+        cut = limit.fit(text)
+        assert limit.fit(text + "epsilon") != text + "epsilon"
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer(cut, add_special_tokens=False)["input_ids"] == tokens[:8]
+    assert limit.fit("alpha beta") == "alpha beta"
+    assert sum("longer than the model's context" in record.message for record in caplog.records) == 1
+
+
+def test_missing_split_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
+    with pytest.raises(MuseDataError, match=r"muse/books/verbmem/forget\.json"):
+        load_muse_split("books", "verbmem", "forget")
+    bad = tmp_path / "muse" / "news" / "knowmem" / "forget_qa.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('[{"question": "q"}\n,,]', encoding="utf-8")
+    with pytest.raises(MuseDataError, match=r"forget_qa\.json:2"):
+        load_muse_split("news", "knowmem", "forget_qa")
+    bad.write_text(json.dumps({"question": "q"}), encoding="utf-8")
+    with pytest.raises(MuseDataError, match="one JSON list"):
+        load_muse_split("news", "knowmem", "forget_qa")
+
+
+def test_retain_ref_from_a_retain_models_privleak_samples(tmp_path):
+    from harness_ext.reference import build_reference
+    from unlearn_tasks.muse.aggregations import retrain_auc
+
+    # a retain model's samples: member scores 1, 3; non-member scores 2, 4 → P(member > non-member) = 1/4
+    lines = []
+    for index, (member_score, nonmember_score) in enumerate([(1.0, 2.0), (3.0, 4.0)]):
+        for split, score in (("forget", member_score), ("holdout", nonmember_score)):
+            keys = ("auc_mink40", "auc_loss", "auc_zlib", "auc_minkpp")
+            lines.append({"doc": {"split": split, "index": index}} | {key: [split == "forget", score] for key in keys})
+    run_dir = tmp_path / "run" / "model"
+    run_dir.mkdir(parents=True)
+    samples = run_dir / "samples_unlearn_muse_news_privleak_2026-01-01T00-00-00.jsonl"
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    build_reference(tmp_path / "run", tmp_path / "ref.json")
+
+    documents = [line["doc"] | {"member": line["doc"]["split"] == "forget"} for line in lines]
+    metadata = {"retain_ref": str(tmp_path / "ref.json")}
+    assert retrain_auc(metadata, "unlearn_muse_news_privleak", documents) == pytest.approx(0.75)  # MUSE's: 1 − 1/4
+    assert retrain_auc({"privleak_auc_retrain": 0.4772, **metadata}, "unlearn_muse_news_privleak", documents) == 0.4772
+    assert retrain_auc({}, "unlearn_muse_news_privleak", documents) is None
+    with pytest.raises(ValueError, match="different split, data or a --limit run"):
+        retrain_auc(metadata, "unlearn_muse_news_privleak", documents[:2])
