@@ -9,6 +9,8 @@ and times each part. Nothing it records changes what ``unlearn_hf`` does.
 same model: one teacher-forced forward pass per unique sequence (length-sorted batches, log-probs of
 the continuation tokens) and one greedy ``model.generate`` with a KV cache per unique prompt
 (left-padded, length-sorted batches, same max new tokens, stopping at EOS or a stop string per row).
+The floor's scoring applies the output head only at the scored positions; its generation counts the
+row-steps ``generate`` ran and the new tokens each row needed, for the decode-needed floor.
 """
 
 from __future__ import annotations
@@ -104,19 +106,25 @@ def _timed(log: WorkLog, key: str):
 def floor(model, tokenizer, log: WorkLog, batch_size: int) -> dict[str, float]:
     """Score ``log.sequences`` and generate from ``log.prompt_ids`` the plain way.
 
-    Returns the seconds of each (``scoring``, ``generation``) and the decoding steps the generation
-    batches ran (``generation_steps``: comparable with the suite's, batch by batch the same).
+    Returns the seconds of each (``scoring``, ``generation``), the decoding steps the generation
+    batches ran (``generation_steps``: comparable with the suite's, batch by batch the same), the
+    row-steps they forwarded (``row_steps``: rows × steps) and the new tokens each row needed up to its
+    own end (``needed_tokens``: EOS or stop string), whose ratio gives the decode-needed floor.
     """
     started = time.perf_counter()
     score_sequences(model, tokenizer, log.sequences, batch_size)
     scored = time.perf_counter()
-    steps = generate_prompts(model, tokenizer, log.prompt_ids, batch_size)
-    return {"scoring": scored - started, "generation": time.perf_counter() - scored, "generation_steps": steps}
+    generation, rows = generate_prompts(model, tokenizer, log.prompt_ids, batch_size)
+    generated = time.perf_counter()
+    generation["needed_tokens"] = sum(needed_tokens(tokenizer, new, stops) for new, stops in rows)
+    return {"scoring": scored - started, "generation": generated - scored, **generation}
 
 
 @torch.inference_mode()
 def score_sequences(model, tokenizer, sequences: dict[tuple, int], batch_size: int) -> list[list[float]]:
-    """Per-token log-probs of each sequence's last ``sequences[ids]`` tokens: one forward pass per batch."""
+    """Per-token log-probs of each sequence's last ``sequences[ids]`` tokens: one body forward pass per
+    batch, the output head only at the scored positions."""
+    body, head = model.base_model, model.get_output_embeddings()
     order = sorted(sequences, key=len, reverse=True)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = []
@@ -126,20 +134,21 @@ def score_sequences(model, tokenizer, sequences: dict[tuple, int], batch_size: i
         inputs = torch.full((len(batch), width), pad, dtype=torch.long)
         for row, ids in enumerate(batch):
             inputs[row, : len(ids) - 1] = torch.tensor(ids[:-1])
-        logits = model(input_ids=inputs.to(model.device)).logits
+        hidden = body(input_ids=inputs.to(model.device)).last_hidden_state
         for row, ids in enumerate(batch):
             length, end = sequences[ids], len(ids) - 1
-            logprobs = F.log_softmax(logits[row, end - length:end].float(), dim=-1)
+            logprobs = F.log_softmax(head(hidden[row, end - length:end]).float(), dim=-1)
             targets = torch.tensor(ids[-length:], device=logprobs.device)
             out.append(logprobs.gather(1, targets.unsqueeze(1)).squeeze(1).tolist())
     return out
 
 
 @torch.inference_mode()
-def generate_prompts(model, tokenizer, prompts: dict[tuple, dict], batch_size: int) -> int:
+def generate_prompts(model, tokenizer, prompts: dict[tuple, dict], batch_size: int) -> tuple[Counter, list]:
     """Greedy generations (KV cache) from each prompt, in left-padded batches of prompts with the same
-    settings, decoded to text; returns the number of decoding steps the batches ran."""
-    steps = 0
+    settings, decoded to text; returns the decoding steps and row-steps the batches ran, and each row's
+    new tokens with its stop strings."""
+    counts, rows = Counter(), []
     groups: dict[tuple, list[tuple]] = {}
     for ids, settings in prompts.items():
         groups.setdefault((settings["max_new_tokens"], settings["stop"]), []).append(ids)
@@ -162,5 +171,18 @@ def generate_prompts(model, tokenizer, prompts: dict[tuple, dict], batch_size: i
                 pad_token_id=pad,
             )
             tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
-            steps += output.shape[1] - width
-    return steps
+            counts["generation_steps"] += output.shape[1] - width
+            counts["row_steps"] += (output.shape[1] - width) * len(batch)
+            rows += [(new, stops) for new in output[:, width:].tolist()]
+    return counts, rows
+
+
+def needed_tokens(tokenizer, new_tokens: list[int], stops: list[str]) -> int:
+    """How many of a row's new tokens greedy decoding needed: up to and including EOS or the token that
+    completes the first stop string (all of them when neither occurs)."""
+    for count in range(1, len(new_tokens) + 1):
+        if new_tokens[count - 1] == tokenizer.eos_token_id:
+            return count
+        if stops and any(stop in tokenizer.decode(new_tokens[:count]) for stop in stops):
+            return count
+    return len(new_tokens)

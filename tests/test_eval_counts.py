@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -219,3 +220,30 @@ def test_evaluate_leaves_out_the_environment_report_when_asked(tofu_data_dir, ti
 ])
 def test_lm_evals_own_tasks_are_indexed_only_when_asked_for(tasks, include_path, expected):
     assert _only_our_tasks(tasks, include_path) is expected
+
+
+def _benchmark_module(name: str):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+def test_benchmark_floors_and_needed_tokens_by_hand(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    eval_floor, eval_speed = _benchmark_module("eval_floor"), _benchmark_module("eval_speed")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    words = tokenizer.encode(" The author was born")
+    eos = tokenizer.eos_token_id
+    assert eval_floor.needed_tokens(tokenizer, words + [eos, eos], []) == len(words) + 1
+    assert eval_floor.needed_tokens(tokenizer, words, ["was"]) == len(tokenizer.encode(" The author was"))
+    assert eval_floor.needed_tokens(tokenizer, words, ["Question:"]) == len(words)
+    floors = eval_speed.floors({"scoring": 2.0, "generation": 10.0, "needed_tokens": 30, "row_steps": 120})
+    assert floors == {"floor_scoring": 2.0, "floor_generation": 10.0, "floor_needed_generation": 2.5,
+                      "floor_s": 4.5, "floor_hf_s": 12.0}
+    assert 1 <= eval_speed.available_cores() <= len(os.sched_getaffinity(0))
