@@ -86,7 +86,8 @@ def test_idkpo_raises_refusal_likelihood(memorised_model, run):
 
 def test_rmu_moves_forget_activations_toward_target_and_trains_only_its_down_projections(memorised_model, run):
     target, tokenizer = load(memorised_model)
-    model, _ = run("rmu", layer=1, steering=6.5, retain_weight=1.0, max_steps=10)
+    # only three small matrices train (WMDP's param_ids): the toy model needs a larger step than STEPS' lr
+    model, _ = run("rmu", layer=1, steering=6.5, retain_weight=1.0, max_steps=10, lr=1e-2)
     _, step, _ = first_step(memorised_model, "rmu", layer=1)
     goal = 6.5 * steering_vector(target.config.hidden_size, seed=0)
 
