@@ -13,6 +13,7 @@ from pathlib import Path
 from harness_ext.demo import (
     CONTROLS, FORGET, GENERAL_FACTS, REFERENCE_TASKS, RETAIN, TINY_MODEL, TOKENIZER_CONFIGS,
 )
+from harness_ext.demo_robustness import robustness
 from harness_ext.demo_steps import Ledger, Step, digest_of
 from harness_ext.io import atomic_folder
 from harness_ext.unlearning.metric import package_version
@@ -73,7 +74,9 @@ def run_pipeline(ledger: Ledger, config, out: Path, work: Path):
         for control in CONTROLS:
             models[f"{method}-{control}"] = unlearned(ledger, config, work, target, data, method, control)
     runs = evaluated(ledger, config, work, models)
-    return leaderboard(ledger, config, out, work, target, retain, runs)
+    table = leaderboard(ledger, config, out, work, target, retain, runs)
+    robustness(ledger, config, out, work, models)
+    return table
 
 
 def data_source(ledger: Ledger, config, work: Path) -> Source:

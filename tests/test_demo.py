@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from harness_ext.demo import QUICK_METHODS, TOFU_TASKS, demo_config, run_demo
+from harness_ext.demo_robustness import PRESETS as ROBUSTNESS_PRESETS
 from harness_ext.demo_steps import Ledger, Step, forget_stamps
 from harness_ext.unlearning.config import UnlearnError
 
@@ -74,10 +75,22 @@ def test_quick_demo_scores_every_model_with_a_real_reference(quick_demo):
         assert (out / name).is_file(), name
 
 
+def test_quick_demo_runs_the_robustness_study(quick_demo):
+    out, _ = quick_demo
+    table = pd.read_csv(out / "robustness.csv")
+    preset = ROBUSTNESS_PRESETS["quick"]
+    assert set(table["attack"]) == set(preset.attacks)
+    members = 2 + len(QUICK_METHODS) * (2 + len(preset.mix_grid))  # target, retain, each method plain, mixed, on the grid
+    assert (table["n"] == members).all()
+    assert "Metrics by mean PCC" in (out / "robustness.md").read_text()
+    assert (out / "robustness.png").is_file()
+
+
 def test_quick_demo_times_its_phases_and_resumes_without_redoing_anything(quick_demo):
     out, lines = quick_demo
     timings = json.loads((out / "timings.json").read_text())
-    assert list(timings["phases"]) == ["data", "base model", "fine-tune", "unlearn", "evaluate", "leaderboard"]
+    assert list(timings["phases"]) == ["data", "base model", "fine-tune", "unlearn", "evaluate", "leaderboard",
+                                       "robustness"]
     assert all(step["made_now"] for step in timings["steps"])
     assert any(line.strip().startswith("fine-tune") for line in lines)
 
