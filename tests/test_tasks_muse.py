@@ -46,6 +46,40 @@ def news_files(tmp_path, monkeypatch):
     return fx.write_corpus(tmp_path, "news")
 
 
+def test_memorised_passages_score_high_and_match_an_independent_computation(news_files, tmp_path, caplog):
+    model, tokenizer = build_tiny_model(corpus_texts(news_files), vocab_size=512, seed=0, out_dir=tmp_path / "untrained")
+    passages = [row["prompt"] + row["gt"] for row in news_files[("verbmem", "forget")]]
+    fx.memorise(model, tokenizer, passages + news_files[("privleak", "forget")])
+    model.save_pretrained(tmp_path / "memorised")
+    tokenizer.save_pretrained(tmp_path / "memorised")
+    tasks = ["unlearn_muse_news_verbmem", "unlearn_muse_news_privleak"]
+
+    with caplog.at_level(logging.WARNING):
+        _, memorised = run(tmp_path / "memorised", tasks)
+    _, untrained = run(tmp_path / "untrained", ["unlearn_muse_news_verbmem"])
+
+    verbmem, privleak = (memorised["results"][task] for task in tasks)
+    assert verbmem["rougeL_f1,none"] >= 0.6
+    assert untrained["results"]["unlearn_muse_news_verbmem"]["rougeL_f1,none"] < 0.2
+    assert privleak["auc_mink40,none"] >= 0.9  # members detected: far from 0.5
+    assert math.isnan(privleak["privleak,none"])
+    assert sum("privleak is NaN" in record.message for record in caplog.records) == 1
+
+    # The independent computation: same generations, identical ROUGE, AUCs within 1e-6.
+    samples = memorised["samples"]["unlearn_muse_news_verbmem"]
+    outputs, f1s = per_doc(samples, "resps"), per_doc(samples, "rougeL_f1")
+    for index, row in enumerate(news_files[("verbmem", "forget")]):
+        output, f1 = fx.verbmem_f1(model, tokenizer, row)
+        assert outputs[("forget", index)] == [[output]]
+        assert f1s[("forget", index)] == f1
+    scores = {split: [fx.text_logprobs(model, tokenizer, text, 512) for text in news_files[("privleak", split)]]
+              for split in ("forget", "holdout")}
+    expected_mink = fx.membership_auc(*[[fx.min_k40(lp) for lp in scores[s]] for s in ("forget", "holdout")])
+    expected_loss = fx.membership_auc(*[[float(lp.mean()) for lp in scores[s]] for s in ("forget", "holdout")])
+    assert privleak["auc_mink40,none"] == pytest.approx(expected_mink, abs=1e-6)
+    assert privleak["auc_loss,none"] == pytest.approx(expected_loss, abs=1e-6)
+
+
 def test_books_group_on_written_files_one_generation_per_prompt(tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
     files = fx.write_corpus(tmp_path, "books", seed=1)
@@ -72,6 +106,36 @@ def test_books_group_on_written_files_one_generation_per_prompt(tmp_path, monkey
     # one generation per unique prompt, one forward pass per unique text
     assert lm.stats["generations"] == 4 + 4 + 4
     assert lm.stats["sequences_scored"] == 8
+
+
+@pytest.mark.slow
+@requires(NEWS, "MUSE-News data")
+def test_real_news_first_rows_agree_with_an_independent_computation(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(SHARED / "data"))
+    rows = {(c, s): load_muse_split("news", c, s)[:2] for c, s in
+            [("verbmem", "forget"), ("privleak", "forget"), ("privleak", "holdout"), ("knowmem", "retain_qa"),
+             ("knowmem", "retain_qa_icl")]}
+    model, tokenizer = build_tiny_model(corpus_texts(rows), vocab_size=2048, seed=0)
+    model.config.max_position_embeddings = tokenizer.model_max_length = 4096
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    tasks = ["unlearn_muse_news_verbmem", "unlearn_muse_news_knowmem_retain", "unlearn_muse_news_privleak"]
+    with caplog.at_level(logging.WARNING):
+        _, out = run(tmp_path / "model", tasks, metadata={"max_length": 300}, limit=4, batch_size=1)
+
+    samples = out["samples"]
+    for index, row in enumerate(rows[("verbmem", "forget")]):
+        output, f1 = fx.verbmem_f1(model, tokenizer, row)
+        assert per_doc(samples[tasks[0]], "resps")[("forget", index)] == [[output]]
+        assert per_doc(samples[tasks[0]], "rougeL_f1")[("forget", index)] == f1
+    icl = load_muse_split("news", "knowmem", "retain_qa_icl")
+    for index, row in enumerate(load_muse_split("news", "knowmem", "retain_qa")[:4]):
+        _, f1 = fx.knowmem_f1(model, tokenizer, icl, row)
+        assert per_doc(samples[tasks[1]], "rougeL_f1")[("retain", index)] == f1
+    minks = {split: [fx.min_k40(fx.text_logprobs(model, tokenizer, text, 300)) for text in rows[("privleak", split)]]
+             for split in ("forget", "holdout")}
+    assert out["results"][tasks[2]]["auc_mink40,none"] == pytest.approx(fx.membership_auc(minks["forget"], minks["holdout"]), abs=1e-6)
+    assert sum("longer than the model's context" in record.message for record in caplog.records) == 1
 
 
 def test_a_long_text_is_cut_to_the_context_with_one_warning(caplog):
