@@ -74,8 +74,9 @@ def test_every_cell_gets_its_statistics():
     rows = statistics_rows(scores, attacks)
     keys = {(row["metric"], row["attack"], row["split"]) for row in rows}
     assert ("es_para", "paraphrase", "forget") not in keys  # the paraphrased question is what es_para reads
+    assert ("mia_auc_loss", "paraphrase", "forget") not in keys  # the MIA documents have no paraphrased question
     assert ("es_para", "noise", "forget") in keys and ("mia_auc_loss", "noise", "retain") not in keys
-    assert len(rows) == len(list(cells(attacks))) == 2 * 2 * 5 + 1 + 2
+    assert len(rows) == len(list(cells(attacks))) == 2 * 2 * 5 + 2
     row = next(row for row in rows if row[("metric")] == "es" and row["attack"] == "noise" and row["split"] == "retain")
     before = [scores[member][CLEAN]["retain"]["es"] for member in scores]
     after = [scores[member]["noise"]["retain"]["es"] for member in scores]

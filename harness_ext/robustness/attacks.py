@@ -96,8 +96,8 @@ def _probe_trained_params(settings: AttackSettings) -> dict:
 ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
     Attack("noise", False, lambda s: {"attack": "noise", "attack_rate": s.noise_rate, "attack_seed": s.seed}),
     Attack("jailbreak", True, lambda s: {"attack": "jailbreak", "attack_template": s.jailbreak_template}),
-    # the paraphrased question is what es_para already reads: under this attack it cannot change
-    Attack("paraphrase", True, lambda s: {"attack": "paraphrase"}, changes_metric={"es_para": False}),
+    # es_para already reads the paraphrased question; the MIA documents (forgetXX/holdoutXX) have none
+    Attack("paraphrase", True, lambda s: {"attack": "paraphrase"}, changes_metric={"es_para": False, "mia_auc_loss": False}),
     Attack("relearn", False, _relearn_params, _relearned),
     Attack("quantize8", False, lambda s: {"bits": 8}, _quantized),
     Attack("quantize4", False, lambda s: {"bits": 4}, _quantized),
