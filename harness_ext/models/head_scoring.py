@@ -45,7 +45,12 @@ class HeadScorer:
         self.greedy_dtype = greedy_dtype
         self.chunk_bytes = chunk_bytes
         self.head_positions = 0
+        self._head = model.get_output_embeddings()
         self._split = _body_and_head(model)
+
+    def serves(self, model) -> bool:
+        """Whether this scorer was built for ``model`` as it is now (same object, same output head)."""
+        return model is self.model and model.get_output_embeddings() is self._head
 
     @torch.no_grad()
     def score(self, inputs: torch.Tensor, positions: list[tuple[int, int]], pairs: list[tuple[int, int]],

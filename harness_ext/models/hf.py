@@ -12,7 +12,6 @@ finished rows (:mod:`harness_ext.models.greedy_generation`).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import Counter
 
@@ -132,10 +131,13 @@ class UnlearnHFLM(HFLM):
         return {tokens: _SequenceScores.from_positions(chosen[start:start + length], details, offset, tokens[-length:])
                 for tokens, offset, start, length in spans}
 
-    @functools.cached_property
+    @property
     def scorer(self) -> HeadScorer:
-        """Head only at scored positions, over the model's full output vocabulary, float32 statistics."""
-        return HeadScorer(self.model, greedy_dtype=self.softmax_dtype)
+        """Head only at scored positions, over the model's full output vocabulary, float32 statistics;
+        rebuilt when the model or its head is replaced (mixing, probes)."""
+        if getattr(self, "_scorer", None) is None or not self._scorer.serves(self.model):
+            self._scorer = HeadScorer(self.model, greedy_dtype=self.softmax_dtype)
+        return self._scorer
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         keys = [(request.args[0], json.dumps(request.args[1], sort_keys=True, default=str)) for request in requests]
