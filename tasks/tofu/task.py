@@ -13,7 +13,7 @@ from typing import Callable
 from lm_eval.api.task import ConfigurableTask
 
 from unlearn_metrics import memorization, rouge, tofu
-from unlearn_tasks import prompts
+from unlearn_tasks import attacks, prompts
 from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence, greedy_matches
 from unlearn_tasks.tofu import aggregations
 from unlearn_tasks.tofu.reference import load_reference
@@ -67,6 +67,7 @@ class TofuTask(ConfigurableTask):
         self.convention = self.metadata.get("convention", prompts.DEFAULT)
         if self.convention not in prompts.CONVENTIONS:
             raise ValueError(f"unknown convention {self.convention!r}; known: {', '.join(prompts.CONVENTIONS)}")
+        self.attack = attacks.from_metadata(self.metadata)  # input attacks: unlearn_tasks.attacks
         super().__init__(config=config)
         self.builder = RequestBuilder(bool(self.metadata.get("token_details")), self.metadata)
         self._plans, self._promptings = {}, {}
@@ -77,10 +78,15 @@ class TofuTask(ConfigurableTask):
         if chat_template not in self._promptings:
             self._promptings[chat_template] = self._prompting(chat_template)
         prompting = self._promptings[chat_template]
-        sequences, generations = self.requests_for(doc, prompting)
+        sequences, generations = self.requests_for(self._attacked(doc), prompting)
         instances, plan = self.builder.build(doc, sequences, generations, **kwargs)
         self._plans[(doc["split"], doc["index"])] = (plan, prompting)
         return instances
+
+    def _attacked(self, doc) -> dict:
+        """The document as the input attack shows it: its question and paraphrased question rewritten."""
+        fields = [field for field in ("question", "paraphrased_question") if doc.get(field)]
+        return {**doc, **{field: attacks.attacked_question(self.attack, doc, doc[field]) for field in fields}}
 
     def _process_document(self, doc, results):
         plan, prompting = self._plans[(doc["split"], doc["index"])]
