@@ -14,8 +14,16 @@ logger = logging.getLogger(__name__)
 PRIVLEAK_INPUT = "auc_mink"
 
 
-def auc(items: list[tuple[bool, float]]) -> float:
-    """ROC-AUC of telling members (forget) from non-members (holdout); NaN if a class is absent."""
+def auc(items: list[tuple[bool, float | None]]) -> float:
+    """ROC-AUC of telling members (forget) from non-members (holdout); NaN if a class is absent, or
+    if a score is unknown (None: Min-K% of a plain-path answer with a token inside a character)."""
+    unknown = sum(score is None for _, score in items)
+    if unknown:
+        logger.warning(
+            "MIA AUC is NaN: %d documents' per-token log-probs are unknown on the plain lm-eval path "
+            "(a token inside a character); `unlearn-bench eval` computes them", unknown
+        )
+        return math.nan
     members = [score for member, score in items if member]
     nonmembers = [score for member, score in items if not member]
     if not members or not nonmembers:

@@ -47,7 +47,8 @@ class MembershipTask(TofuTask):
         values = {
             "auc_loss": (member, mia.loss_score(answer.logprobs)),
             "auc_zlib": (member, mia.zlib_score(answer.logprobs, doc["answer"])),
-            "auc_mink": (member, mia.min_k_score(answer.logprobs, K)),
+            # a plain-path group (tokens inside one character) has only its sum: Min-K% is unknown
+            "auc_mink": (member, mia.min_k_score(answer.logprobs, K) if answer.exact_tokens else None),
             "auc_minkpp": (member, minkpp),
         }
         values["privleak"] = values[aggregations.PRIVLEAK_INPUT]
@@ -61,5 +62,4 @@ def attacked_tokens(prompting, scores: Scores) -> Scores:
     answer = prompting.answer_scores(scores)
     if not prompting.open_unlearning:
         return answer
-    cut = lambda values: None if values is None else values[:-1]  # noqa: E731
-    return Scores(answer.logprobs[:-1], cut(answer.greedy), cut(answer.means), cut(answer.variances))
+    return answer.slice(0, -1)

@@ -36,3 +36,9 @@ def model_utility(items: list[tuple]) -> float:
         return math.nan
     means = [sum(column) / len(column) for rows in columns.values() for column in zip(*rows)]
     return tofu.model_utility(means)
+
+
+def answer_tokens(items: list[dict]) -> float:
+    """Mean number of answer tokens scored for probabilities; each document's entry (in ``--log_samples``)
+    also holds the scored texts, the generation prompt and the label positions."""
+    return sum(stop - start for start, stop in (item["prob_labels"] for item in items)) / len(items)

@@ -7,54 +7,22 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
-from typing import Callable
+import math
+from dataclasses import replace
 
 from lm_eval.api.task import ConfigurableTask
 
-from unlearn_metrics import memorization, rouge, tofu
-from unlearn_tasks import attacks, prompts
-from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence, greedy_matches
+from unlearn_metrics import rouge, tofu
+from unlearn_tasks import attacks, chat, prompts, scoring
+from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence
 from unlearn_tasks.tofu import aggregations
+from unlearn_tasks.tofu.prompting import Prompting, make_prompting
 from unlearn_tasks.tofu.reference import load_reference
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Prompting:
-    """The prompt of one run: convention, optional chat template, and what the convention adjusts."""
-
-    convention: str = prompts.DEFAULT
-    chat_template: Callable | None = None
-    eos_text: str = ""
-    skip_tokens: int = 0  # open-unlearning: answer tokens its label mask hides (the merged space)
-
-    def context(self, question: str) -> str:
-        if self.chat_template is not None:
-            return self.chat_template([{"role": "user", "content": question}])
-        return prompts.context(question, self.convention)
-
-    def continuation(self, answer: str) -> str:
-        if self.chat_template is not None:
-            return answer
-        return prompts.continuation(answer, self.convention, self.eos_text)
-
-    def generation(self, question: str) -> tuple[str, dict]:
-        return self.context(question), prompts.generation_kwargs(self.convention)
-
-    @property
-    def open_unlearning(self) -> bool:
-        return self.convention == prompts.OPEN_UNLEARNING
-
-    def answer_scores(self, scores: Scores) -> Scores:
-        """Scores of the tokens the convention counts for probabilities."""
-        return scores.skip(self.skip_tokens)
-
-    def memorization_matches(self, scores: Scores) -> list[bool]:
-        """Greedy matches the convention counts for ES/EM (open-unlearning also drops the EOS)."""
-        greedy = greedy_matches(self.answer_scores(scores))
-        return greedy[:-1] if self.open_unlearning else greedy
+#: Keys computed from per-token greedy matches (NaN where a match is unknown on the plain path).
+MATCH_KEYS = frozenset({"es", "em", "es_para", "es_retain", "em_retain"})
 
 
 class TofuTask(ConfigurableTask):
@@ -68,49 +36,91 @@ class TofuTask(ConfigurableTask):
         if self.convention not in prompts.CONVENTIONS:
             raise ValueError(f"unknown convention {self.convention!r}; known: {', '.join(prompts.CONVENTIONS)}")
         self.attack = attacks.from_metadata(self.metadata)  # input attacks: unlearn_tasks.attacks
+        self.metadata.setdefault("date_string", chat.DEFAULT_DATE)  # recorded in the results' task config
+        chat.parse_date(self.metadata["date_string"])
+        config["metadata"] = self.metadata
+        # few-shot examples read "{doc_to_text}{delimiter}{doc_to_target}" like the scored text
+        config.setdefault("target_delimiter", "" if self.convention == prompts.OPEN_UNLEARNING else " ")
+        self._chat, self._options, self._render_options, self._prompting = False, None, {}, None
         super().__init__(config=config)
         self.builder = RequestBuilder(bool(self.metadata.get("token_details")), self.metadata)
-        self._plans, self._promptings = {}, {}
+        self._plans = {}
+        self._unknown: dict[str, list[str]] = {}  # metric → documents whose value is NaN (plain path)
+
+    def fewshot_context(self, doc, num_fewshot, system_instruction=None, apply_chat_template=False,
+                        fewshot_as_multiturn=False, chat_template=None, gen_prefix=None):
+        """lm-eval's prompt for the document's question. The run's options (system instruction, chat
+        template, few-shot turns) are kept so every prompt of every document is rendered the same way."""
+        options = dict(num_fewshot=num_fewshot, system_instruction=system_instruction, gen_prefix=gen_prefix,
+                       apply_chat_template=apply_chat_template, fewshot_as_multiturn=fewshot_as_multiturn,
+                       chat_template=chat_template)
+        if options != self._options:
+            self._options = options
+            self._prompting = self._make_prompting(doc, **options)
+        return self._prompting_for(doc).context(doc["question"])
+
+    def _make_prompting(self, doc, *, system_instruction, apply_chat_template, chat_template, **options) -> Prompting:
+        chat_messages = None
+        if apply_chat_template and chat_template is not None:
+            chat_template = chat.pinned_date(chat_template, self.metadata["date_string"])
+            if system_instruction is None and self.convention == prompts.OPEN_UNLEARNING:
+                system_instruction = chat.OPEN_UNLEARNING_SYSTEM_PROMPT
+            system = [{"role": "system", "content": system_instruction}] if system_instruction else []
+            chat_messages = lambda question: [*system, {"role": "user", "content": question}]  # noqa: E731
+        self._render_options = dict(options, system_instruction=system_instruction,
+                                    apply_chat_template=apply_chat_template, chat_template=chat_template)
+        self._chat = chat_messages is not None
+        return make_prompting(functools.partial(self._render, doc), self.convention, chat_messages,
+                              lambda: self.builder.tokenizer, self.metadata["date_string"])
+
+    def _prompting_for(self, doc) -> Prompting:
+        return replace(self._prompting, render=functools.partial(self._render, doc))
+
+    def _render(self, doc, question: str) -> str:
+        """The one place a question of ``doc`` becomes a prompt: lm-eval's own ``fewshot_context`` with the
+        run's options (system instruction, description, few-shot examples, chat template)."""
+        question = attacks.attacked_question(self.attack, doc, question)
+        return super().fewshot_context({**doc, "question": question}, **self._render_options)
 
     def construct_requests(self, doc, ctx, **kwargs):
         kwargs.pop("apply_chat_template", None)
-        chat_template = kwargs.pop("chat_template", None)
-        if chat_template not in self._promptings:
-            self._promptings[chat_template] = self._prompting(chat_template)
-        prompting = self._promptings[chat_template]
-        sequences, generations = self.requests_for(self._attacked(doc), prompting)
+        kwargs.pop("chat_template", None)
+        prompting = self._prompting_for(doc)
+        sequences, generations = self.requests_for(doc, prompting)
         instances, plan = self.builder.build(doc, sequences, generations, **kwargs)
         self._plans[(doc["split"], doc["index"])] = (plan, prompting)
         return instances
-
-    def _attacked(self, doc) -> dict:
-        """The document as the input attack shows it: its question and paraphrased question rewritten."""
-        fields = [field for field in ("question", "paraphrased_question") if doc.get(field)]
-        return {**doc, **{field: attacks.attacked_question(self.attack, doc, doc[field]) for field in fields}}
 
     def _process_document(self, doc, results):
         plan, prompting = self._plans[(doc["split"], doc["index"])]
         scores, texts = self.builder.read(plan, results)
         texts = {name: text.strip() for name, text in texts.items()}
-        return self.metrics_for(doc, prompting, scores, texts)
+        values = self.metrics_for(doc, prompting, scores, texts)
+        for key in MATCH_KEYS & values.keys():
+            if math.isnan(values[key]):
+                self._unknown.setdefault(key, []).append(f"{doc['split']}[{doc['index']}]")
+        return values
 
-    def _prompting(self, chat_template) -> Prompting:
-        if chat_template is not None:
-            if self.convention == prompts.OPEN_UNLEARNING:
-                raise ValueError("the open-unlearning convention is defined without a chat template")
-            return Prompting(chat_template=chat_template)
-        if self.convention == prompts.DEFAULT:
-            return Prompting()
-        tokenization = self.builder.tokenizer
-        sample = prompts.context("?", self.convention)
-        skip = len(tokenization.encode(sample)) - len(tokenization.encode(sample.rstrip()))
-        return Prompting(self.convention, None, tokenization.tokenizer.eos_token or "", skip)
+    def aggregation(self):
+        """lm-eval's aggregations, after one warning naming the documents whose matches stayed unknown."""
+        if self._unknown:
+            named = "; ".join(f"{key} of {', '.join(docs)}" for key, docs in self._unknown.items())
+            logger.warning(
+                "%s: NaN where per-token greedy matches are unknown on the plain lm-eval path (%s); every "
+                "other key is exact. `unlearn-bench eval` computes them (docs/metrics.md, \"Scoring paths\")",
+                self.config.task, named,
+            )
+            self._unknown = {}
+        return super().aggregation()
 
     def doc_to_text(self, doc, doc_to_text=None):
+        """The user turn: open-unlearning's chat prompts hold the bare question, all others our template."""
+        if self._chat and self.convention == prompts.OPEN_UNLEARNING:
+            return doc["question"]
         return prompts.context(doc["question"], self.convention)
 
     def doc_to_target(self, doc, doc_to_target=None):
-        return prompts.continuation(doc["answer"], self.convention)
+        return doc["answer"]
 
     def requests_for(self, doc, prompting: Prompting):
         raise NotImplementedError
@@ -136,7 +146,11 @@ def _truth_ratio(prompting: Prompting, scores: dict[str, Scores], correct: str, 
 
 
 def _extraction_strength(prompting: Prompting, scores: Scores) -> float:
-    return memorization.extraction_strength(prompting.memorization_matches(scores), prompting.open_unlearning)
+    return scoring.extraction_strength(prompting.memorization_matches(scores), prompting.open_unlearning)
+
+
+def _exact_memorization(prompting: Prompting, scores: Scores) -> float:
+    return scoring.exact_memorization(prompting.memorization_matches(scores))
 
 
 def _probability(prompting: Prompting, scores: Scores) -> float:
@@ -174,10 +188,11 @@ class TofuForgetTask(TofuTask):
             "rougeL_recall": rouge.rouge_l_recall(texts["answer"], doc["answer"]),
             "truth_ratio": tofu.truth_ratio_closer_to_one([ratio]),
             "es": _extraction_strength(prompting, scores["answer"]),
-            "em": memorization.exact_memorization(prompting.memorization_matches(scores["answer"])),
+            "em": _exact_memorization(prompting, scores["answer"]),
             "prob_para": _probability(prompting, scores["para_answer"]),
             "es_para": _extraction_strength(prompting, scores["para_answer"]),
             "forget_quality": {"index": doc["index"], "truth_ratio": ratio},
+            "answer_tokens": prompting.describe(doc["question"], doc["answer"], scores["answer"]),
         }
         if "para_answer" in texts:
             values["rougeL_recall_para"] = rouge.rouge_l_recall(texts["para_answer"], doc["answer"])
@@ -209,6 +224,7 @@ class TofuUtilityTask(TofuTask):
         }
         if split == "retain":
             values["es_retain"] = _extraction_strength(prompting, scores["answer"])
-            values["em_retain"] = memorization.exact_memorization(prompting.memorization_matches(scores["answer"]))
+            values["em_retain"] = _exact_memorization(prompting, scores["answer"])
+        values["answer_tokens"] = prompting.describe(doc["question"], doc["answer"], scores["answer"])
         values["model_utility"] = (split, probability, values[f"rougeL_recall_{split}"], values[f"truth_ratio_{split}"])
         return values
