@@ -77,7 +77,7 @@ def test_statistics_follow_the_scores_and_the_attacks_act(study):
         if len(set(before)) > 1 and len(set(after)) > 1:
             assert row["pcc"] == pytest.approx(stats.pearsonr(before, after).statistic, abs=1e-9)
     target = scores[next(iter(scores))]
-    for attack in ("relearn", "quantize4", "probe_lens"):
+    for attack in ("noise", "jailbreak", "paraphrase", "relearn", "quantize4", "probe_lens"):
         assert target[attack]["forget"] != target[CLEAN]["forget"], f"{attack} changed nothing"
 
 
