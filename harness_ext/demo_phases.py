@@ -1,4 +1,5 @@
-"""The demo's phases, in order: data → base model → fine-tuned target and retain → unlearned → scored → leaderboard.
+"""The demo's phases, in order: data → base model → fine-tuned target and retain → unlearned → scored →
+robustness study → leaderboard.
 
 Each output is a :class:`~harness_ext.demo_steps.Step` whose configuration holds the digests of the
 outputs it reads, so a change anywhere upstream redoes what depends on it and nothing else.
@@ -74,9 +75,8 @@ def run_pipeline(ledger: Ledger, config, out: Path, work: Path):
         for control in CONTROLS:
             models[f"{method}-{control}"] = unlearned(ledger, config, work, target, data, method, control)
     runs = evaluated(ledger, config, work, models)
-    table = leaderboard(ledger, config, out, work, target, retain, runs)
-    robustness(ledger, config, out, work, models)
-    return table
+    robustness(ledger, config, out, work, models)  # first, so leaderboard.html embeds its figure
+    return leaderboard(ledger, config, out, work, target, retain, runs)
 
 
 def data_source(ledger: Ledger, config, work: Path) -> Source:
