@@ -56,6 +56,9 @@ class UnlearnHFLM(HFLM):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.stats = Counter()
+        accelerator = getattr(self, "accelerator", None)  # HFLM shards only across GPUs; CPU processes (gloo) too
+        if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
+            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         self._moments_wanted = {request.args for request in requests if wants_moments(request)}
