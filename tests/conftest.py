@@ -57,3 +57,16 @@ def smollm2():
     if done.returncode != 0:
         pytest.fail(f"get-smollm2 failed: {done.stderr[-2000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: tiny models' small matrices gain nothing from more, and on shared
+    cores OpenMP threads waiting for descheduled peers make generation many times slower. No assertion
+    depends on it (use with ``pytest.mark.usefixtures``)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -17,25 +17,13 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from tests.conftest import TOFU_DIR, requires
 from unlearn_tasks.tokenization import LmEvalTokenization
 
-pytestmark = requires(TOFU_DIR, "TOFU data")
+pytestmark = [requires(TOFU_DIR, "TOFU data"), pytest.mark.usefixtures("one_torch_thread")]
 TASK = "unlearn_tofu_forget01"
 DATE_TEMPLATE = (
     "{% if not date_string is defined %}{% set date_string = strftime_now('%d %b %Y') %}{% endif %}"
     "<s>Today Date: {{ date_string }}\n{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}</s>\n{% endfor %}"
     "{% if add_generation_prompt %}[assistant]\n{% endif %}"
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny matrices gain nothing from more, and on shared cores OpenMP threads
-    waiting for descheduled peers make generation many times slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _save_tiny(folder, tokenizer):

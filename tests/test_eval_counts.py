@@ -22,7 +22,7 @@ from harness_ext.models import UnlearnHFLM
 from harness_ext.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import TOFU_DIR, requires
 
-pytestmark = requires(TOFU_DIR, "TOFU data")
+pytestmark = [requires(TOFU_DIR, "TOFU data"), pytest.mark.usefixtures("one_torch_thread")]
 
 SUITE = ("unlearn_tofu_forget10", "unlearn_tofu_utility", "unlearn_fluency_forget10", "unlearn_tofu_mia_forget10")
 LIMIT = 4
@@ -92,16 +92,6 @@ class ModelWork:
         if not self._depth:
             self.scoring_calls += 1
             self.rows_scored += self._rows(args, kwargs)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the tiny models' small matrices gain nothing from more, and on shared cores
-    OpenMP threads waiting for descheduled peers made these tests ~10× slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

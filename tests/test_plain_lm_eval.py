@@ -23,17 +23,7 @@ TRAINED = 4  # the model memorises forget01's first documents
 DOCS = [2, 3, 4, 5]  # two memorised, two not
 MATCH_KEYS = ("es", "em", "es_para")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny matrices gain nothing from more, and on shared cores OpenMP threads
-    waiting for descheduled peers make generation many times slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,7 @@ from harness_ext.robustness.study import cells
 SETTINGS = AttackSettings(forget="forget01", relearn_steps=2, relearn_lr=1e-3, probe_layer=-2)
 SCORING = ScoringSettings(forget="forget01", limit=4, batch_size=8)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the fastest for tiny models on a busy machine (no assertion depends on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
