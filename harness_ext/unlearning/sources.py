@@ -18,11 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import datasets
+from harness_ext.data import DataError, load_tofu, parse_data_spec, read_jsonl
+from unlearn_tasks.muse.data import HUB as MUSE_HUB, MuseDataError, load_muse_split
 
-from harness_ext.data import DataError, load_tofu, local_data_dir, parse_data_spec, read_jsonl
-
-MUSE_HUB_PATHS = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
 QA_FIELDS = ("question", "answer")
 SPEC_FORMS = "tofu:<config>, muse:<corpus>/<config>/<split> (corpus: news, books) or file:PATH (.json or .jsonl)"
 
@@ -67,26 +65,21 @@ def file_rows(path: Path) -> list[dict]:
 
 
 def muse_rows(corpus: str, config: str, split: str) -> list[dict]:
-    """A MUSE config/split as training rows: the local file when ``UNLEARN_DATA_DIR`` is set, else the hub."""
-    root = local_data_dir()
-    if root is None:
-        rows = datasets.load_dataset(MUSE_HUB_PATHS[corpus], name=config, split=split)
-        return [training_row(row, f"{MUSE_HUB_PATHS[corpus]} {config}/{split} row {number}") for number, row in enumerate(rows, 1)]
-    path = root / "muse" / corpus / config / f"{split}.json"
-    if not path.is_file():
-        raise DataError(
-            f"data file not found: {path} (from UNLEARN_DATA_DIR={root}); expected the layout "
-            f"$UNLEARN_DATA_DIR/muse/{corpus}/<config>/<split>.json, or unset UNLEARN_DATA_DIR to use the hub"
-        )
-    return file_rows(path)
+    """A MUSE config/split as training rows, resolved as the MUSE tasks resolve it (local file, else the hub)."""
+    try:
+        rows = load_muse_split(corpus, config, split)
+    except MuseDataError as error:
+        raise DataError(str(error)) from None
+    source = f"{MUSE_HUB[corpus]} {config}/{split}"
+    return [training_row(row, f"{source} row {number}") for number, row in enumerate(rows, 1)]
 
 
 def parse_muse(name: str, spec: str) -> tuple[str, str, str]:
     parts = name.split("/")
     if len(parts) != 3 or not all(parts):
         raise DataError(f"data spec {spec!r}: expected muse:<corpus>/<config>/<split>, e.g. muse:news/raw/forget")
-    if parts[0] not in MUSE_HUB_PATHS:
-        raise DataError(f"data spec {spec!r}: unknown MUSE corpus {parts[0]!r}; known: {', '.join(MUSE_HUB_PATHS)}")
+    if parts[0] not in MUSE_HUB:
+        raise DataError(f"data spec {spec!r}: unknown MUSE corpus {parts[0]!r}; known: {', '.join(MUSE_HUB)}")
     return parts[0], parts[1], parts[2]
 
 
