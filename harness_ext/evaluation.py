@@ -40,10 +40,8 @@ def evaluate(lm, tasks: list[str], *, limit: int | float | None = None, metadata
     """
     import lm_eval
 
-    from harness_ext.models import UnlearnHFLM
-
     metadata = dict(metadata or {})
-    if isinstance(lm, UnlearnHFLM) or getattr(lm, "returns_token_details", False):
+    if getattr(lm, "returns_token_details", False):
         metadata.setdefault("token_details", True)
     metadata.setdefault("pretrained", getattr(lm.tokenizer, "name_or_path", None))
     with contextlib.nullcontext() if env_info else _without_env_info():

@@ -53,6 +53,8 @@ class UnlearnHFLM(HFLM):
     that no work is repeated.
     """
 
+    returns_token_details = True  # evaluate() turns on the tasks' token_details path
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.stats = Counter()
