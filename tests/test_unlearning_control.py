@@ -13,7 +13,7 @@ from harness_ext.models import UnlearnHFLM
 from harness_ext.unlearning.api import unlearn
 from harness_ext.unlearning.commands import add_unlearn_arguments, run_unlearn
 from harness_ext.unlearning.control import TOLERANCE, bisect_alpha
-from harness_ext.unlearning.metric import Calibration, MetricSpec, TargetCache
+from harness_ext.unlearning.metric import Calibration, MetricSpec
 from tests.unlearning_fixtures import forget_rows, load, parsed, retain_rows, same_weights
 
 GA = {"max_steps": 5, "lr": 1e-3}
@@ -86,23 +86,6 @@ def test_early_stop_keeps_the_last_model_above_the_bar(memorised_model, uncontro
     assert kept == trace[-1]["step"] - 1 >= 1
     unlearn(str(memorised_model), "ga", forget_rows(), retain_rows(), tmp_path / "short", **{**GA, "max_steps": kept})
     assert same_weights(load(tmp_path / "early")[0], load(tmp_path / "short")[0])
-
-
-def test_target_values_are_cached_per_model_and_task_config(memorised_model, uncontrolled, tmp_path):
-    cache = TargetCache(tmp_path)
-    target, tokenizer = load(memorised_model)
-    other, _ = load(uncontrolled[0])
-    calls = []
-
-    def compute(value):
-        return lambda: calls.append(value) or value
-
-    config = MetricSpec(limit=4).task_config()
-    assert cache.value(target, tokenizer, config, compute(0.7)) == (0.7, False)
-    assert cache.value(target, tokenizer, config, compute(0.1)) == (0.7, True)
-    assert cache.value(other, tokenizer, config, compute(0.2)) == (0.2, False)
-    assert cache.value(target, tokenizer, MetricSpec(limit=5).task_config(), compute(0.3)) == (0.3, False)
-    assert calls == [0.7, 0.2, 0.3]
 
 
 def test_mix_control_on_es_retain_through_the_tasks(memorised_model, tmp_path, monkeypatch):

@@ -17,17 +17,18 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from harness_ext.data import load_refusals
 from harness_ext.mixing import AdapterScaler, WeightMixer, check_alpha, mixer_for, state_dict_copy
+from harness_ext.provenance import package_version
 from harness_ext.unlearning.batches import finetune_loader, unlearn_loader
 from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_master_weights, check_out, load_model, save_checkpoint
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, UnlearnError, as_record, config_from, resolve
 from harness_ext.unlearning.control import ControlConfig, EarlyStop, calibrate_mix
 from harness_ext.unlearning.logprobs import Reference, answer_ce
 from harness_ext.unlearning.losses import METHODS, LossContext, Method, get_method, rmu_layers
-from harness_ext.unlearning.metric import Calibration, MetricSpec, package_version
+from harness_ext.unlearning.metric import Calibration, MetricSpec
 from harness_ext.unlearning.sources import is_text, load_training_rows, training_row
 from harness_ext.unlearning.train import make_accelerator, train
+from unlearn_tasks.tofu.data import load_refusals
 
 
 def load_rows(data, role: str) -> tuple[list[dict], str]:

@@ -1,8 +1,8 @@
 """The calibration metric of the controls: an lm-eval task on the in-memory model, and the target's cached value.
 
-The target's value is cached on disk per (checkpoint content hash, task config: task, metric,
-limit, metadata, package version), in ``$UNLEARN_CACHE_DIR`` (default ``~/.cache/unlearn-bench``),
-so it is computed once per target and never shared between different models.
+The target's value is cached on disk, keyed on everything that determines it (model content, task
+config, code, data; see ``target_cache.py``), so it is computed once per target and never shared
+between different models, code or data.
 
 A metric that no generation feeds (e.g. ``es_retain``: per-token greedy matches from forward passes)
 is measured without generating: the task's generation requests get empty strings, which only the
@@ -12,31 +12,13 @@ batches, unique sequences scored, generations) for the trace.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
-import torch
-
-from harness_ext.io import atomic_write_json
 from harness_ext.unlearning.config import UnlearnError
 from harness_ext.unlearning.control import bar_for
-
-CACHE_ENV = "UNLEARN_CACHE_DIR"
-CACHE_FILE = "target_metrics.json"
-
-
-def package_version() -> str:
-    """The installed unlearn-bench version (``unknown`` when run from an uninstalled tree)."""
-    try:
-        return version("unlearn-bench")
-    except PackageNotFoundError:
-        return "unknown"
+from harness_ext.unlearning.target_cache import TargetCache, target_ingredients
 
 
 @dataclass(frozen=True)
@@ -54,10 +36,10 @@ class MetricSpec:
             raise UnlearnError(f"--calibrate-limit must be at least 1, got {self.limit}")
 
     def task_config(self) -> dict:
-        """What the metric's value depends on besides the model (the batch size does not count)."""
+        """What the metric's value depends on besides the model, code and data (the batch size does not count)."""
         config = asdict(self)
         del config["batch_size"]
-        return {**config, "package_version": package_version()}
+        return config
 
 
 def read_metric(results: dict, spec: MetricSpec) -> float:
@@ -126,53 +108,6 @@ def calibration_lm(generate: bool):
     return ForwardOnlyHFLM
 
 
-def content_hash(model, tokenizer) -> str:
-    """SHA-256 of the weights (names, dtypes, shapes, bytes) and the tokenizer (vocabulary, specials, BOS rule)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    probe = tokenizer("Question: x\nAnswer: y")["input_ids"]
-    described = [sorted(tokenizer.get_vocab().items()), tokenizer.special_tokens_map, probe]
-    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
-def cache_dir() -> Path:
-    """``$UNLEARN_CACHE_DIR``, else ``~/.cache/unlearn-bench``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "unlearn-bench").expanduser()
-
-
-class TargetCache:
-    """A JSON file of target metric values keyed by (model content hash, task config)."""
-
-    def __init__(self, directory: Path | None = None):
-        self.path = Path(directory or cache_dir()) / CACHE_FILE
-
-    def _read(self) -> dict:
-        if not self.path.is_file():
-            return {}
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            return {}  # a damaged cache is recomputed, never trusted
-
-    @staticmethod
-    def key(model_hash: str, task_config: dict) -> str:
-        return hashlib.sha256(json.dumps([model_hash, task_config], sort_keys=True).encode()).hexdigest()
-
-    def value(self, model, tokenizer, task_config: dict, compute: Callable[[], float]) -> tuple[float, bool]:
-        """``(value, was_cached)``: the stored value for this model and config, else ``compute()`` stored."""
-        key = self.key(content_hash(model, tokenizer), task_config)
-        entries = self._read()
-        if key in entries:
-            return float(entries[key]["value"]), True
-        value = float(compute())
-        entries[key] = {"value": value, "task_config": task_config}
-        atomic_write_json(self.path, entries)
-        return value, False
-
-
 @dataclass
 class Calibration:
     """A control's metric: ``spec`` measured by ``metric_fn`` (default: the lm-eval task, with the target cached).
@@ -192,7 +127,8 @@ class Calibration:
         """``(value, was_cached)`` for the target model."""
         if self.metric_fn is not None:
             return self.measure(model, tokenizer), False
-        return TargetCache().value(model, tokenizer, self.spec.task_config(), lambda: self.measure(model, tokenizer))
+        ingredients = target_ingredients(model, tokenizer, self.spec.task_config())
+        return TargetCache().value(ingredients, lambda: self.measure(model, tokenizer))
 
     def target_bar(self, model, tokenizer, tau: float) -> dict:
         """The calibration record of a control: the metric, the target's value and the bar τ × value."""
