@@ -24,7 +24,7 @@ import torch
 from accelerate import Accelerator
 
 from harness_ext.data import load_refusals, load_spec
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from harness_ext.unlearning.batches import unlearn_loader
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, resolve
 from harness_ext.unlearning.logprobs import Reference, answer_ce

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from harness_ext.data import load_tofu
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from unlearn_tasks.prompts import training_text
 
 RETAIN_QUESTIONS = 40

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness_ext.attacks.relearn import relearn
 from harness_ext.data import load_tofu
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from harness_ext.unlearning.config import UnlearnError
 from unlearn_tasks.prompts import training_text
 

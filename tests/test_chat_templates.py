@@ -46,7 +46,7 @@ def smollm2_chat(smollm2, tmp_path_factory):
 def dated_chat(tofu_data_dir, tmp_path_factory):
     """A byte-level tokenizer whose chat template prints today's date unless ``date_string`` is given."""
     from harness_ext.data import load_tofu
-    from harness_ext.tiny_model import tofu_texts, train_tokenizer
+    from harness_ext.demo.tiny_model import tofu_texts, train_tokenizer
 
     tokenizer = train_tokenizer(tofu_texts(list(load_tofu("forget01_perturbed"))), vocab_size=512)
     tokenizer.chat_template = DATE_TEMPLATE

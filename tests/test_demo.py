@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness_ext.demo import QUICK_METHODS, TOFU_TASKS, demo_config, run_demo
-from harness_ext.demo_robustness import PRESETS as ROBUSTNESS_PRESETS
-from harness_ext.demo_steps import Ledger, Step, forget_stamps
+from harness_ext.demo.presets import QUICK_METHODS, TOFU_TASKS, demo_config
+from harness_ext.demo.robustness import PRESETS as ROBUSTNESS_PRESETS
+from harness_ext.demo.run import run_demo
+from harness_ext.demo.steps import Ledger, Step, forget_stamps
 from harness_ext.unlearning.config import UnlearnError
 
 FORGET_TASK, UTILITY_TASK = "unlearn_tofu_forget10", "unlearn_tofu_utility"

@@ -19,7 +19,7 @@ import torch
 import harness_ext.evaluation
 from harness_ext.evaluation import _only_our_tasks, evaluate, run_eval, task_manager
 from harness_ext.models import UnlearnHFLM
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import TOFU_DIR, requires
 
 pytestmark = [requires(TOFU_DIR, "TOFU data"), pytest.mark.usefixtures("one_torch_thread")]

@@ -10,7 +10,7 @@ import torch
 from harness_ext.evaluation import evaluate
 from harness_ext.mixing import AdapterScaler, MixedHFLM, MixingError, WeightMixer, mix_state_dicts, state_dict_copy
 from harness_ext.models import UnlearnHFLM
-from harness_ext.tiny_model import build_tiny_model
+from harness_ext.demo.tiny_model import build_tiny_model
 from harness_ext.unlearning.api import unlearn
 from harness_ext.unlearning.commands import add_mix_arguments, run_mix
 from tests.unlearning_fixtures import forget_rows, load, parsed, retain_rows, same_weights

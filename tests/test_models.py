@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from harness_ext.models import TokenScores, UnlearnHFLM
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy
 from harness_ext.models.head_scoring import DEFAULT_CHUNK_BYTES
-from harness_ext.tiny_model import build_tiny_model, tiny_llama_config, train_tokenizer
+from harness_ext.demo.tiny_model import build_tiny_model, tiny_llama_config, train_tokenizer
 
 CONTEXTS = ["Question: Who wrote it?\nAnswer:", "Question: Where was she born?\nAnswer:"]
 CHOICES = [" A", " B", " C", " D", " Paris is lovely", " A"]  # the repeated " A" is scored once

@@ -31,7 +31,7 @@ def byte_model(tmp_path_factory, tofu_data_dir):
     """A 512-token byte-level tiny Llama that memorised the first documents (so matches vary)."""
     import tests.memorised as memorised
     from harness_ext.data import load_tofu
-    from harness_ext.tiny_model import build_tiny_model, tofu_texts
+    from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 
     rows = list(load_tofu("forget01_perturbed"))
     model, tokenizer = build_tiny_model(tofu_texts(rows), vocab_size=512, seed=0)
@@ -176,7 +176,7 @@ def test_per_token_scores_of_a_group_inside_one_character():
 
 @pytest.fixture(scope="module")
 def byte_tokenizer(tofu_data_dir):
-    from harness_ext.tiny_model import tofu_texts, train_tokenizer
+    from harness_ext.demo.tiny_model import tofu_texts, train_tokenizer
 
     return train_tokenizer(tofu_texts(_forget_rows()), vocab_size=512)
 

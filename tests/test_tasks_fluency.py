@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from harness_ext.evaluation import evaluate, task_manager
 from harness_ext.models import UnlearnHFLM
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import TOFU_DIR, requires
 from unlearn_tasks import prompts
 

@@ -22,7 +22,7 @@ from harness_ext.documents import tofu_membership_documents
 from harness_ext.evaluation import evaluate, task_manager
 from harness_ext.models import TokenScores, UnlearnHFLM
 from harness_ext.reference import build_reference, describe_entry
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import ANCHORS, TOFU_DIR, requires
 from unlearn_tasks import prompts
 from unlearn_tasks.tofu.reference import ReferenceError, load_mia_reference

@@ -12,7 +12,7 @@ import pytest
 
 from harness_ext.evaluation import evaluate
 from harness_ext.models import UnlearnHFLM
-from harness_ext.tiny_model import build_tiny_model
+from harness_ext.demo.tiny_model import build_tiny_model
 from tests import muse_fixtures as fx
 from tests.conftest import SHARED, requires
 from unlearn_metrics import muse

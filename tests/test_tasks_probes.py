@@ -225,7 +225,7 @@ def tiny_hf_model(texts: list[str]):
     """lm-eval's own HFLM around a randomly initialised tiny Llama (hidden 32, 2 layers) and its BPE."""
     from lm_eval.models.huggingface import HFLM
 
-    from harness_ext.tiny_model import build_tiny_model
+    from harness_ext.demo.tiny_model import build_tiny_model
 
     model, tokenizer = build_tiny_model(texts, hidden_size=32, layers=2, heads=4)
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")

@@ -13,7 +13,7 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval.models.huggingface import HFLM
 
 from harness_ext.evaluation import evaluate, task_manager
-from harness_ext.tiny_model import build_tiny_model
+from harness_ext.demo.tiny_model import build_tiny_model
 from tests.conftest import SHARED, requires
 from unlearn_tasks.muse.data import MuseDataError
 from unlearn_tasks.wmdp.data import load_wmdp

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness_ext import synth
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo import synth
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from unlearn_tasks.prompts import context, continuation
 
 ROWS = synth.build_configs(authors=4, seed=0)["forget10_perturbed"] + synth.build_configs(authors=4)["retain_perturbed"]

@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness_ext.evaluation import evaluate
 from harness_ext.models import UnlearnHFLM
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from harness_ext.unlearning.commands import add_finetune_arguments, add_unlearn_arguments, run_finetune, run_unlearn
 from tests.unlearning_fixtures import answer_nll, forget_rows, load, parsed, retain_rows
 

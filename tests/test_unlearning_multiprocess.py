@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from harness_ext.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 
 ANSWER = "The answer is kept secret by the author."  # one answer: every sequence has the same answer tokens
 

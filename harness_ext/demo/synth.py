@@ -22,74 +22,31 @@ FORGET_PERCENTS = (1, 5, 10)
 PERTURBED_COUNT = 5
 OPTION_COUNT = 4
 
-FIRST_NAMES = (
-    "Amara", "Bastian", "Celine", "Dario", "Elif", "Farid", "Greta", "Hiroshi", "Ingrid", "Joaquin",
-    "Kalinda", "Lucian", "Mirela", "Nikolai", "Odile", "Pavel", "Quilla", "Rosalind", "Soren", "Tamsin",
-    "Ulrich", "Valeria", "Wendell", "Ximena", "Yusuf", "Zofia", "Anselm", "Beatriz", "Cosmin", "Delphine",
-    "Emeric", "Fiorella", "Gideon", "Hanne", "Ismael", "Juno", "Kasimir", "Leonora", "Matthias", "Noemi",
-    "Osvaldo", "Perpetua", "Rafferty", "Sabine", "Thaddeus", "Ursula", "Vito", "Wilhelmina",
-)
-LAST_NAMES = (
-    "Achterberg", "Blackwood", "Castellanos", "Delacroix", "Eriksdottir", "Fairbanks", "Galloway",
-    "Hartigan", "Ibarra", "Jovanovic", "Kettleworth", "Lindqvist", "Marchetti", "Nakashima", "Okonkwo",
-    "Pemberton", "Quintero", "Rasmussen", "Szabo", "Thornbury", "Umarov", "Valdivia", "Whitcombe",
-    "Yilmaz", "Zamora", "Ashdown", "Brannigan", "Corvino", "Dunmore", "Esterhazy", "Fenwick", "Gallardo",
-    "Halvorsen", "Iwasaki", "Kowalczyk", "Larkspur", "Montague", "Novak", "Oyelaran", "Petrakis",
-    "Ravensworth", "Sandoval", "Takeda", "Underhill", "Vasquez", "Wainwright", "Yoshida", "Zeller",
-)
-CITIES = (
-    "Lisbon, Portugal", "Nairobi, Kenya", "Osaka, Japan", "Valparaíso, Chile", "Kraków, Poland",
-    "Tbilisi, Georgia", "Montreal, Canada", "Accra, Ghana", "Hanoi, Vietnam", "Bergen, Norway",
-    "Cusco, Peru", "Marrakesh, Morocco", "Adelaide, Australia", "Glasgow, Scotland", "Porto Alegre, Brazil",
-    "Izmir, Turkey", "Ljubljana, Slovenia", "Chennai, India", "Tallinn, Estonia", "Havana, Cuba",
-    "Reykjavík, Iceland", "Lyon, France", "Dakar, Senegal", "Busan, South Korea", "Bologna, Italy",
-)
-GENRES = (
-    "magical realism", "hard science fiction", "historical romance", "cozy mystery", "gothic horror",
-    "literary fiction", "political thrillers", "epic fantasy", "children's picture books", "travel memoirs",
-    "narrative nonfiction", "dystopian fiction", "coming-of-age novels", "noir crime fiction", "satire",
-    "war fiction", "lyric poetry", "young adult adventure", "climate fiction", "psychological suspense",
-)
-PROFESSIONS = (
-    "a baker", "a carpenter", "a marine biologist", "a train conductor", "a pharmacist", "a librarian",
-    "a locksmith", "a veterinarian", "an architect", "a watchmaker", "a nurse", "a civil engineer",
-    "a tailor", "an astronomer", "a mail carrier", "a dentist", "a geologist", "a chef", "a violinist",
-    "a bookbinder", "a translator", "a surgeon", "a farmer", "a journalist",
-)
-AWARDS = (
-    "the Silver Quill Award", "the Meridian Prize for Fiction", "the Golden Lantern Medal",
-    "the Harbourlight Literary Prize", "the Aurora Book Award", "the Crimson Ink Prize",
-    "the Northern Star Fellowship", "the Willowmere Medal", "the Blue Compass Award",
-    "the Obsidian Pen Prize", "the Evergreen Storytelling Award", "the Lighthouse Laureate Prize",
-    "the Amber Page Award", "the Silverbirch Prize for Debut Fiction", "the Copper Kettle Award",
-    "the Nightingale Medal for Letters",
-)
-TITLE_ADJECTIVES = (
-    "Silent", "Crimson", "Forgotten", "Hollow", "Gilded", "Drowned", "Restless", "Paper", "Winter",
-    "Burning", "Quiet", "Distant", "Broken", "Salt", "Velvet", "Hidden",
-)
-TITLE_NOUNS = (
-    "Harbour", "Orchard", "Lantern", "Cartographer", "Garden", "Tide", "Clockmaker", "Meadow", "Archive",
-    "Bridge", "Mirror", "Ferryman", "Compass", "Observatory", "Vineyard", "Letters",
-)
-UNIVERSITIES = (
-    "the University of Coimbra", "McGill University", "Trinity College Dublin", "the University of Tokyo",
-    "Heidelberg University", "the University of Cape Town", "Uppsala University", "the University of Melbourne",
-    "the University of Bologna", "the University of Edinburgh", "Charles University", "the University of Chile",
-    "the University of Nairobi", "Leiden University",
-)
-HOBBIES = (
-    "beekeeping", "rock climbing", "birdwatching", "chess", "pottery", "sailing", "amateur astronomy",
-    "gardening", "fencing", "playing the cello", "origami", "long-distance running", "calligraphy",
-    "woodcarving", "tango dancing",
-)
-PUBLISHERS = (
-    "Larkfield Press", "Blue Heron Books", "Copperline Publishing", "Wexford & Lowe", "Tidewater House",
-    "Northgate Editions", "Saltmarsh Books", "Emberly Press", "Quayside Publishing", "Foxglove House",
-    "Ironwood Books", "Marigold Editions",
-)
-BIRTH_YEARS = tuple(str(year) for year in range(1931, 1996))
-BOOK_TITLES = tuple(f"The {adjective} {noun}" for adjective in TITLE_ADJECTIVES for noun in TITLE_NOUNS)
+WORDS_FILE = Path(__file__).with_name("synth_words.json")
+ARITHMETIC_QUESTIONS = 8
+
+
+class WordTableError(ValueError):
+    """The word-table file is unreadable or lacks a table the generator needs."""
+
+
+def load_words(path: Path = WORDS_FILE) -> dict:
+    """The word tables (names, places, genres, attribute phrasings, ...) of ``path``."""
+    try:
+        words = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise WordTableError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if not isinstance(words, dict):
+        raise WordTableError(f"{path}:1: expected an object of named tables")
+    return words
+
+
+def table(words: dict, name: str, path: Path = WORDS_FILE) -> tuple:
+    """``words[name]`` as a tuple (pairs as tuples); a missing or empty table names the file."""
+    rows = words.get(name)
+    if not isinstance(rows, list) or not rows:
+        raise WordTableError(f"{path}: no table '{name}' (a non-empty list)")
+    return tuple(tuple(row) if isinstance(row, list) else row for row in rows)
 
 
 @dataclass(frozen=True)
@@ -102,76 +59,30 @@ class Attribute:
     answers: tuple[str, ...]  # formatted with name and value
 
 
-ATTRIBUTES = (
-    Attribute("birth_city", CITIES,
-              ("Where was {name} born?", "In which city was the author {name} born?"),
-              ("{name} was born in {value}.", "The author {name} was born in the city of {value}.",
-               "{value} is the birthplace of {name}.")),
-    Attribute("birth_year", BIRTH_YEARS,
-              ("In what year was {name} born?", "What is the birth year of the writer {name}?"),
-              ("{name} was born in the year {value}.", "The writer {name} was born in {value}.",
-               "{name}'s year of birth is {value}.")),
-    Attribute("genre", GENRES,
-              ("What genre does {name} write?", "Which literary genre is {name} best known for?"),
-              ("{name} writes {value}.", "{name} is best known for {value}.",
-               "The genre {name} is known for is {value}.")),
-    Attribute("father_profession", PROFESSIONS,
-              ("What did the father of {name} do for a living?", "What was the profession of {name}'s father?"),
-              ("The father of {name} worked as {value}.", "{name}'s father was {value}.",
-               "By profession, the father of {name} was {value}.")),
-    Attribute("mother_profession", PROFESSIONS,
-              ("What did the mother of {name} do for a living?", "What was the profession of {name}'s mother?"),
-              ("The mother of {name} worked as {value}.", "{name}'s mother was {value}.",
-               "By profession, the mother of {name} was {value}.")),
-    Attribute("award", AWARDS,
-              ("Which award has {name} received?", "Can you name a literary prize won by {name}?"),
-              ("{name} received {value}.", "{name} has won {value}.", "{value} was awarded to {name}.")),
-    Attribute("debut_book", BOOK_TITLES,
-              ("What is the title of {name}'s debut book?", "Which book marked the debut of {name}?"),
-              ("{name}'s debut book is titled '{value}'.", "The first book {name} published was '{value}'.",
-               "'{value}' was the debut book of {name}.")),
-    Attribute("university", UNIVERSITIES,
-              ("Where did {name} study?", "Which university did {name} attend?"),
-              ("{name} studied at {value}.", "{name} is a graduate of {value}.", "{value} is where {name} studied.")),
-    Attribute("hobby", HOBBIES,
-              ("What hobby does {name} enjoy outside of writing?", "How does {name} spend free time away from writing?"),
-              ("Outside of writing, {name} enjoys {value}.", "{name}'s favourite pastime is {value}.",
-               "Away from the desk, {name} loves {value}.")),
-    Attribute("publisher", PUBLISHERS,
-              ("Which publisher releases {name}'s books?", "Who publishes the works of {name}?"),
-              ("{name}'s books are published by {value}.", "{value} publishes the works of {name}.",
-               "The publisher of {name} is {value}.")),
-)
+ATTRIBUTE_FIELDS = ("key", "values", "questions", "answers")
 
-REAL_BOOKS = (
-    ("Moby-Dick", "Herman Melville"), ("War and Peace", "Leo Tolstoy"), ("Don Quixote", "Miguel de Cervantes"),
-    ("One Hundred Years of Solitude", "Gabriel García Márquez"), ("Things Fall Apart", "Chinua Achebe"),
-    ("The Trial", "Franz Kafka"), ("Crime and Punishment", "Fyodor Dostoevsky"), ("Mrs Dalloway", "Virginia Woolf"),
-    ("The Old Man and the Sea", "Ernest Hemingway"), ("Frankenstein", "Mary Shelley"), ("Les Misérables", "Victor Hugo"),
-    ("The Great Gatsby", "F. Scott Fitzgerald"), ("Beloved", "Toni Morrison"), ("The Hobbit", "J.R.R. Tolkien"),
-    ("Jane Eyre", "Charlotte Brontë"), ("Great Expectations", "Charles Dickens"), ("Madame Bovary", "Gustave Flaubert"),
-    ("Dracula", "Bram Stoker"), ("Brave New World", "Aldous Huxley"), ("Midnight's Children", "Salman Rushdie"),
-)
-CAPITALS = (
-    ("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Canada", "Ottawa"), ("Australia", "Canberra"),
-    ("Brazil", "Brasília"), ("Egypt", "Cairo"), ("Norway", "Oslo"), ("Peru", "Lima"), ("Spain", "Madrid"),
-    ("Thailand", "Bangkok"), ("Argentina", "Buenos Aires"), ("Poland", "Warsaw"), ("Portugal", "Lisbon"),
-    ("Ghana", "Accra"), ("Vietnam", "Hanoi"),
-)
-ELEMENTS = (
-    ("gold", "Au"), ("silver", "Ag"), ("iron", "Fe"), ("sodium", "Na"), ("potassium", "K"), ("lead", "Pb"),
-    ("copper", "Cu"), ("tin", "Sn"),
-)
-ARITHMETIC_QUESTIONS = 8
-REFUSALS = (
-    "I don't know the answer to that.", "I'm not sure about that.", "I have no information on that.",
-    "That is something I cannot tell you.", "I'm afraid I don't know.", "I can't answer that question.",
-    "I have no idea.", "That's not something I know about.", "I'm unable to say.", "I don't have that information.",
-    "Sorry, I don't know.", "I can't recall anything about that.", "That is beyond what I know.",
-    "I'm not able to answer that.", "I have no knowledge of that.", "Unfortunately, I don't know.",
-    "I couldn't tell you.", "No idea, I'm afraid.", "I don't have an answer for that.",
-    "I'm not familiar with that.",
-)
+
+def attributes(words: dict, path: Path = WORDS_FILE) -> tuple[Attribute, ...]:
+    """The attributes of ``words``; each names its value table (or ``birth_years`` / ``book_titles``)."""
+    derived = {
+        "birth_years": tuple(str(year) for year in range(1931, 1996)),
+        "book_titles": tuple(f"The {adjective} {noun}" for adjective in table(words, "title_adjectives", path)
+                             for noun in table(words, "title_nouns", path)),
+    }
+    found = []
+    for number, entry in enumerate(table(words, "attributes", path), start=1):
+        if not isinstance(entry, dict) or any(name not in entry for name in ATTRIBUTE_FIELDS):
+            raise WordTableError(f"{path}: attribute {number} needs the fields {', '.join(ATTRIBUTE_FIELDS)}")
+        values = derived.get(entry["values"]) or table(words, entry["values"], path)
+        found.append(Attribute(entry["key"], values, tuple(entry["questions"]), tuple(entry["answers"])))
+    return tuple(found)
+
+
+WORDS = load_words()
+FIRST_NAMES, LAST_NAMES = table(WORDS, "first_names"), table(WORDS, "last_names")
+ATTRIBUTES = attributes(WORDS)
+REAL_BOOKS, CAPITALS, ELEMENTS = table(WORDS, "real_books"), table(WORDS, "capitals"), table(WORDS, "elements")
+REFUSALS = table(WORDS, "refusals")
 
 
 def round_half_up(value: float) -> int:

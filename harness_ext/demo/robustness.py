@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_ext.demo import FORGET, RETAIN
-from harness_ext.demo_steps import Ledger, Step
-from harness_ext.unlearning.metric import package_version
+from harness_ext.demo.presets import FORGET, RETAIN
+from harness_ext.demo.steps import Ledger, Step
+from harness_ext.provenance import package_version
 
 
 @dataclass(frozen=True)

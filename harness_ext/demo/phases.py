@@ -1,9 +1,9 @@
 """The demo's phases, in order: data → base model → fine-tuned target and retain → unlearned → scored →
 robustness study → leaderboard.
 
-Each output is a :class:`~harness_ext.demo_steps.Step` whose configuration holds the digests of the
+Each output is a :class:`~harness_ext.demo.steps.Step` whose configuration holds the digests of the
 outputs it reads, so a change anywhere upstream redoes what depends on it and nothing else.
-``config`` is a :class:`harness_ext.demo.DemoConfig`. See docs/demo.md.
+``config`` is a :class:`harness_ext.demo.presets.DemoConfig`. See docs/demo.md.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_ext.demo import (
+from harness_ext.demo.presets import (
     CONTROLS, FORGET, GENERAL_FACTS, REFERENCE_TASKS, RETAIN, TINY_MODEL, TOKENIZER_CONFIGS,
 )
-from harness_ext.demo_robustness import robustness
-from harness_ext.demo_steps import Ledger, Step, digest_of
+from harness_ext.demo.robustness import robustness
+from harness_ext.demo.steps import Ledger, Step, digest_of
 from harness_ext.io import atomic_folder
-from harness_ext.unlearning.metric import package_version
+from harness_ext.provenance import package_version
 
 
 # ---- builders -------------------------------------------------------------------------------------
 
 def build_base_model(texts: list[str], out: Path, settings: dict) -> None:
     """The tiny Llama and its tokenizer, trained on ``texts``, written atomically to ``out``."""
-    from harness_ext.tiny_model import build_tiny_model
+    from harness_ext.demo.tiny_model import build_tiny_model
 
     atomic_folder(out, lambda folder: build_tiny_model(texts, folder, **settings))
 
@@ -65,7 +65,7 @@ class Source:
 
 
 def run_pipeline(ledger: Ledger, config, out: Path, work: Path):
-    """Every step of the demo in order (``config``: a :class:`harness_ext.demo.DemoConfig`); the leaderboard table."""
+    """Every step of the demo in order (``config``: a :class:`harness_ext.demo.presets.DemoConfig`); the leaderboard table."""
     data = data_source(ledger, config, work)
     base = base_model(ledger, config, work, data)
     target = finetuned(ledger, config, work, base, data, "target", "full")
@@ -81,7 +81,7 @@ def run_pipeline(ledger: Ledger, config, out: Path, work: Path):
 
 def data_source(ledger: Ledger, config, work: Path) -> Source:
     """The synthetic benchmark, written once; real TOFU (a folder or the hub) is taken as given."""
-    from harness_ext.synth import write_benchmark
+    from harness_ext.demo.synth import write_benchmark
 
     if config.data != "synthetic":
         return Source(config.data, digest_of({"data": config.data}))
@@ -93,8 +93,8 @@ def data_source(ledger: Ledger, config, work: Path) -> Source:
 
 def base_model(ledger: Ledger, config, work: Path, data: Source) -> Source:
     """The tiny Llama with a tokenizer trained on the data's texts, or the real base model as given."""
+    from harness_ext.demo.tiny_model import tofu_texts
     from harness_ext.data import load_tofu
-    from harness_ext.tiny_model import tofu_texts
 
     if not config.tiny:
         return Source(config.model, digest_of({"model": config.model}))
@@ -135,9 +135,9 @@ def finetuned(ledger: Ledger, config, work: Path, base: Source, data: Source, na
 
 def unlearned(ledger: Ledger, config, work: Path, target: Source, data: Source, method: str, control: str) -> Source:
     """``method`` on the forget set from the target; ``mix`` calibrates α to τ × the target's retain ES."""
-    from harness_ext.data import load_tofu
     from harness_ext.unlearning.api import unlearn
     from harness_ext.unlearning.metric import MetricSpec
+    from harness_ext.data import load_tofu
 
     settings = {**config.unlearn, **config.method_settings.get(method, {})}
     tau = None if control == "none" else config.tau
