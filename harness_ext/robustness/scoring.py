@@ -81,7 +81,7 @@ class Scorer:
     """Scores loaded members under attacks, reading and writing the on-disk cache."""
 
     def __init__(self, settings: ScoringSettings, cache: Path, log=print):
-        from harness_ext.unlearning.metric import package_version
+        from harness_ext.provenance import package_version
 
         self.settings, self.cache, self.log = settings, Path(cache), log
         self.common = {"tasks": settings.tasks(), "calls": settings.calls(), "batch_size": settings.batch_size,

@@ -31,7 +31,7 @@ class StudyConfig:
 
 def score_family(members: list[Member], attacks: list[Attack], config: StudyConfig, cache: Path, log=print) -> dict:
     """``{member: {attack or "clean": {split: {metric: value}}}}``, one member in memory at a time."""
-    from harness_ext.unlearning.metric import content_hash
+    from harness_ext.provenance import content_hash
 
     scorer = Scorer(config.scoring, cache, log)
     scores = {}

@@ -1,7 +1,8 @@
 """Loading models, and writing checkpoints atomically (``harness_ext.io.atomic_folder``).
 
 An interrupted or failed write leaves ``--out`` as it was (absent, empty, or the previous
-checkpoint): the temporary folder is removed, and ``--out`` only ever appears complete.
+checkpoint): the temporary folder is removed, and ``--out`` only ever appears complete (see
+``atomic_folder`` for what a crash during the final swap leaves).
 A non-empty ``--out`` is replaced only with ``--overwrite``.
 """
 
@@ -13,15 +14,19 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from harness_ext.io import atomic_folder
+from harness_ext.io import atomic_folder, recover_folder
 from harness_ext.unlearning.config import MASTER_DTYPE, UnlearnError
 
 CONTROL_FILE = "control.json"
 
 
 def check_out(out, overwrite: bool) -> Path:
-    """``out`` as a Path, after checking it may be written (call before any work is done)."""
+    """``out`` as a Path, after checking it may be written (call before any work is done).
+
+    A previous checkpoint that a crash left aside (see ``harness_ext.io.recover_folder``) is restored first.
+    """
     out = Path(out)
+    recover_folder(out)
     if out.exists() and not out.is_dir():
         raise UnlearnError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
