@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+
+DEBUG_FLAG = "--debug"
 
 
 def _reference_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="an lm-eval --output_path folder of the retain model, made with --log_samples")
     parser.add_argument("--out", required=True, help="where to write the reference JSON")
+    parser.add_argument("--model-name", help="the retain model when the run folder holds several models' samples: "
+                                             "its lm-eval model folder name or pretrained=... value")
 
 
 def _run_reference(args) -> int:
     from harness_ext.reference import build_reference, describe_entry
 
-    payload = build_reference(args.run, args.out)
+    payload = build_reference(args.run, args.out, args.model_name)
     for task, entry in payload["tasks"].items():
         print(f"{task}: {describe_entry(entry)} -> {args.out}")
     return 0
@@ -48,11 +53,15 @@ def _commands() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(argv) and argv[0] == DEBUG_FLAG
+    argv = argv[1:] if debug else argv
     if argv and argv[0] == "eval":
         from harness_ext.evaluation import run_eval
 
-        return _reporting_errors("eval", run_eval, argv[1:])
+        return _reporting_errors("eval", run_eval, argv[1:], debug)
     parser = argparse.ArgumentParser(prog="unlearn-bench", description=__doc__)
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="also show the traceback of our own errors (give it before the command)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.add_parser("eval", help="lm_eval with our tasks and models (same flags as lm_eval run)", add_help=False)
     for name, (help_text, add_arguments, run) in _commands().items():
@@ -61,14 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return _reporting_errors(args.command, _commands()[args.command][2], args)
+    return _reporting_errors(args.command, _commands()[args.command][2], args, debug)
 
 
-def _reporting_errors(command: str, run, arguments) -> int:
-    """Run a command; a user error (DataError, ReferenceError, OutputError, ...) is one line and exit 2."""
+def _reporting_errors(command: str, run, arguments, debug: bool = False) -> int:
+    """Run a command. Our own errors (:class:`UnlearnBenchError`: bad input, a reference made under other
+    settings, an unwritable output) are one line and exit status 2, with their traceback under ``--debug``;
+    any other exception is a bug and propagates with its traceback."""
+    from unlearn_tasks.errors import UnlearnBenchError
+
     try:
         return run(arguments)
-    except (ValueError, OSError) as error:
+    except UnlearnBenchError as error:
+        if debug:
+            traceback.print_exc()
         print(f"unlearn-bench {command}: error: {error}", file=sys.stderr)
         return 2
 

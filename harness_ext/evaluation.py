@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from unlearn_tasks.errors import UnlearnBenchError
+
 DETAIL_MODELS = ("unlearn_hf", "unlearn_mix", "unlearn_vllm")
 ENGINE_MODELS = {"hf": "unlearn_hf", "vllm": "unlearn_vllm"}  # lm-eval's name → ours (same engine, token details)
 OWN_TASK_PREFIX = "unlearn_"
@@ -139,7 +141,7 @@ def _register_engine(model: str) -> None:
     import harness_ext.models.vllm  # noqa: F401
 
 
-class MissingEngineError(ValueError):
+class MissingEngineError(UnlearnBenchError, ValueError):
     """An optional inference engine is not installed."""
 
 

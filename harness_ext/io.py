@@ -15,12 +15,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from unlearn_tasks.errors import UnlearnBenchError
+
 RETIRED_PREFIX = ".{name}.old-"  # + pid: the old folder during a two-rename replacement
 RENAME_EXCHANGE = 2  # renameat2 flag, linux/fs.h
 AT_FDCWD = -100
 
 
-class OutputError(OSError):
+class OutputError(UnlearnBenchError, OSError):
     """An output location that cannot be written."""
 
 

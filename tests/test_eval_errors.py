@@ -61,8 +61,31 @@ def test_mismatched_retain_ref(memorised_model, tmp_path, capsys, tofu_data_dir)
     reference = tmp_path / "ref.json"
     reference.write_text(json.dumps({"forget_truth_ratio": {"value_by_index": {"0": {"score": 1.0}}}}))
     out = tmp_path / "out"
-    code = _eval(memorised_model, out, "--metadata", json.dumps({"retain_ref": str(reference)}))
+    metadata = {"retain_ref": str(reference), "convention": "open-unlearning"}
+    code = _eval(memorised_model, out, "--metadata", json.dumps(metadata))
     _fails_cleanly(capsys, code, out, "1 items", "40 documents")
+
+
+def test_open_unlearning_retain_log_in_a_default_convention_run(memorised_model, tmp_path, capsys, tofu_data_dir):
+    reference = tmp_path / "ref.json"
+    reference.write_text(json.dumps({"forget_truth_ratio": {"value_by_index": {"0": {"score": 1.0}}}}))
+    out = tmp_path / "out"
+    code = _eval(memorised_model, out, "--metadata", json.dumps({"retain_ref": str(reference)}))
+    _fails_cleanly(capsys, code, out, "open-unlearning retain log", "convention 'default'")
+
+
+def test_retain_ref_under_another_system_instruction(memorised_model, tmp_path, capsys, tofu_data_dir):
+    from unlearn_tasks.tofu.reference import FORMAT
+
+    questions = [json.loads(line)["question"] for line in (TOFU_DIR / "forget01_perturbed.jsonl").read_text().splitlines()]
+    settings = {"convention": "default", "task_version": 1, "chat_template": None, "system_instruction": None}
+    entry = {"settings": settings, "questions": questions, "truth_ratio": [1.0] * len(questions)}
+    reference = tmp_path / "ref.json"
+    reference.write_text(json.dumps({"format": FORMAT, "tasks": {"unlearn_tofu_forget01": entry}}))
+    out = tmp_path / "out"
+    code = _eval(memorised_model, out, "--metadata", json.dumps({"retain_ref": str(reference)}),
+                 "--system_instruction", "Answer briefly.")
+    _fails_cleanly(capsys, code, out, "system_instruction: reference None, this run 'Answer briefly.'")
 
 
 def test_unreadable_retain_ref(memorised_model, tmp_path, capsys, tofu_data_dir):

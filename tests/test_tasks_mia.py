@@ -24,8 +24,9 @@ from harness_ext.models import TokenScores, UnlearnHFLM
 from harness_ext.reference import build_reference, describe_entry
 from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import ANCHORS, TOFU_DIR, requires
+from tests.reference_fixtures import DEFAULT_SETTINGS, evaluate_into, forget_samples, write_samples
 from unlearn_tasks import prompts
-from unlearn_tasks.tofu.reference import ReferenceError, load_mia_reference
+from unlearn_tasks.tofu.reference import FORMAT, RetainReferenceError, load_mia_reference
 
 MIA_TASKS = ("unlearn_tofu_mia_forget01", "unlearn_tofu_mia_forget05", "unlearn_tofu_mia_forget10")
 TASK = "unlearn_tofu_mia_forget01"
@@ -155,9 +156,9 @@ def test_privleak_without_reference_is_nan_with_one_warning(local_data, caplog):
 
 
 def write_reference(path: Path, auc_mink: float, members: int = 40, nonmembers: int = 40) -> Path:
-    entry = {"auc_loss": 0.5, "auc_zlib": 0.5, "auc_mink": auc_mink, "auc_minkpp": None,
+    entry = {"settings": DEFAULT_SETTINGS, "auc_loss": 0.5, "auc_zlib": 0.5, "auc_mink": auc_mink, "auc_minkpp": None,
              "members": members, "nonmembers": nonmembers}
-    path.write_text(json.dumps({"format": "unlearn-bench/retain-reference/v1", "tasks": {TASK: entry}}))
+    path.write_text(json.dumps({"format": FORMAT, "tasks": {TASK: entry}}))
     return path
 
 
@@ -169,19 +170,12 @@ def test_privleak_compares_min_k_auc_with_the_retain_models(local_data, tmp_path
     assert results["privleak,none"] < 0  # the evaluated model tells members apart better than the retain model
 
 
-def test_open_unlearning_retain_log_is_accepted_as_reference(local_data, tmp_path):
-    reference = tmp_path / "retain_log.json"
-    reference.write_text(json.dumps({"mia_min_k": {"agg_value": 0.5}}))
-    results = run(ScriptedScorer(SCRIPTED), [TASK], 8, {"token_details": True, "retain_ref": str(reference)})["results"][TASK]
-    assert results["privleak,none"] == pytest.approx((0.4375 - 0.5) / 0.5 * 100, abs=1e-12)  # -12.5
-
-
 def test_a_reference_for_other_documents_is_refused(local_data, tmp_path):
     reference = write_reference(tmp_path / "ref.json", auc_mink=0.5, members=3, nonmembers=3)
-    with pytest.raises(ReferenceError, match="3 members and 3 non-members, the task has 40 and 40"):
+    with pytest.raises(RetainReferenceError, match="3 members and 3 non-members, the task has 40 and 40"):
         run(ScriptedScorer(SCRIPTED), [TASK], 8, {"token_details": True, "retain_ref": str(reference)})
-    with pytest.raises(ReferenceError, match="no entry for unlearn_tofu_mia_forget05"):
-        load_mia_reference(reference, "unlearn_tofu_mia_forget05", 200, 200)
+    with pytest.raises(RetainReferenceError, match="no entry for unlearn_tofu_mia_forget05"):
+        load_mia_reference(reference, "unlearn_tofu_mia_forget05", 200, 200, {})
 
 
 def tiny_model(folder: Path, vocab_size: int):
@@ -269,22 +263,16 @@ def test_fallback_path_scores_answers_with_whitespace_only_tokens(local_data, tm
     assert 0.0 <= results["auc_loss,none"] <= 1.0
 
 
-def save_samples(output: dict, folder: Path) -> None:
-    """The samples files as lm-eval's --log_samples writes them: samples_<task>_<time>.jsonl."""
-    for task, samples in output["samples"].items():
-        lines = [json.dumps(sample, default=str) for sample in samples]
-        (folder / f"samples_{task}_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
-
-
 def test_a_model_is_its_own_retain_model(local_data, tiny, tmp_path):
     """`unlearn-bench reference` stores the full run's AUCs; the same model against them has privleak 0."""
     path, model, tokenizer = tiny
     lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")
-    first = evaluate(lm, [TASK], metadata={"tokenizer": str(path)}, log_samples=True, bootstrap_iters=0)
-    save_samples(first, tmp_path)
+    folder = evaluate_into(tmp_path, lm, path, [TASK], metadata={"tokenizer": str(path)})
+    first = json.loads(next(folder.glob("results_*.json")).read_text())
     payload = build_reference(tmp_path, tmp_path / "ref.json")
     entry = payload["tasks"][TASK]
     assert (entry["members"], entry["nonmembers"]) == (40, 40)
+    assert entry["settings"] == DEFAULT_SETTINGS and entry["provenance"]["model"] == str(path)
     for key in ("auc_loss", "auc_zlib", "auc_mink", "auc_minkpp"):
         assert entry[key] == pytest.approx(first["results"][TASK][f"{key},none"], abs=1e-12)
     second = evaluate(lm, [TASK], metadata={"tokenizer": str(path), "retain_ref": str(tmp_path / "ref.json")},
@@ -295,14 +283,12 @@ def test_a_model_is_its_own_retain_model(local_data, tiny, tmp_path):
 def test_one_reference_file_holds_truth_ratios_and_aucs(local_data, tiny, tmp_path):
     path, model, tokenizer = tiny
     lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")
-    save_samples(evaluate(lm, [TASK], metadata={"tokenizer": str(path)}, log_samples=True, bootstrap_iters=0), tmp_path)
-    forget = [{"doc": {"question": f"q{i}"}, "forget_quality": {"index": i, "truth_ratio": 0.5 + i}} for i in range(3)]
-    (tmp_path / "samples_unlearn_tofu_forget01_2026-01-01T00-00-00.000000.jsonl").write_text(
-        "\n".join(json.dumps(sample) for sample in forget) + "\n")
+    folder = evaluate_into(tmp_path, lm, path, [TASK], metadata={"tokenizer": str(path)})
+    write_samples(folder, "unlearn_tofu_forget01", forget_samples(3))
     payload = build_reference(tmp_path, tmp_path / "both.json")
     assert set(payload["tasks"]) == {TASK, "unlearn_tofu_forget01"}
     assert payload["tasks"]["unlearn_tofu_forget01"] == build_reference(tmp_path, tmp_path / "tr.json")["tasks"]["unlearn_tofu_forget01"]
-    assert describe_entry(payload["tasks"]["unlearn_tofu_forget01"]) == "3 truth ratios"
+    assert describe_entry(payload["tasks"]["unlearn_tofu_forget01"]) == "3 truth ratios (ckpt/retain, convention default)"
     assert describe_entry(payload["tasks"][TASK]).startswith("MIA AUCs on 40 members / 40 non-members (auc_mink=")
     assert json.loads((tmp_path / "both.json").read_text()) == payload
 
@@ -310,10 +296,10 @@ def test_one_reference_file_holds_truth_ratios_and_aucs(local_data, tiny, tmp_pa
 def test_reference_from_a_limited_run_is_refused_when_loaded(local_data, tiny, tmp_path):
     path, model, tokenizer = tiny
     lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")
-    save_samples(evaluate(lm, [TASK], limit=6, metadata={"tokenizer": str(path)}, log_samples=True, bootstrap_iters=0), tmp_path)
-    build_reference(tmp_path, tmp_path / "ref.json")
-    with pytest.raises(ReferenceError, match="--limit"):
-        load_mia_reference(tmp_path / "ref.json", TASK, 40, 40)
+    evaluate_into(tmp_path, lm, path, [TASK], limit=6, metadata={"tokenizer": str(path)})
+    assert build_reference(tmp_path, tmp_path / "ref.json")["tasks"][TASK]["provenance"]["limit"] == 6
+    with pytest.raises(RetainReferenceError, match="--limit"):
+        load_mia_reference(tmp_path / "ref.json", TASK, 40, 40, DEFAULT_SETTINGS)
 
 
 @pytest.mark.slow

@@ -167,6 +167,7 @@ def test_missing_split_names_the_file(tmp_path, monkeypatch):
 
 def test_retain_ref_from_a_retain_models_privleak_samples(tmp_path):
     from harness_ext.reference import build_reference
+    from tests.reference_fixtures import write_samples
     from unlearn_tasks.muse.aggregations import retrain_auc
 
     # a retain model's samples: member scores 1, 3; non-member scores 2, 4 → P(member > non-member) = 1/4
@@ -175,16 +176,16 @@ def test_retain_ref_from_a_retain_models_privleak_samples(tmp_path):
         for split, score in (("forget", member_score), ("holdout", nonmember_score)):
             keys = ("auc_mink40", "auc_loss", "auc_zlib", "auc_minkpp")
             lines.append({"doc": {"split": split, "index": index}} | {key: [split == "forget", score] for key in keys})
-    run_dir = tmp_path / "run" / "model"
-    run_dir.mkdir(parents=True)
-    samples = run_dir / "samples_unlearn_muse_news_privleak_2026-01-01T00-00-00.jsonl"
-    samples.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    write_samples(tmp_path / "run" / "model", "unlearn_muse_news_privleak", lines)
     build_reference(tmp_path / "run", tmp_path / "ref.json")
 
     documents = [line["doc"] | {"member": line["doc"]["split"] == "forget"} for line in lines]
     metadata = {"retain_ref": str(tmp_path / "ref.json")}
-    assert retrain_auc(metadata, "unlearn_muse_news_privleak", documents) == pytest.approx(0.75)  # MUSE's: 1 − 1/4
-    assert retrain_auc({"privleak_auc_retrain": 0.4772, **metadata}, "unlearn_muse_news_privleak", documents) == 0.4772
-    assert retrain_auc({}, "unlearn_muse_news_privleak", documents) is None
+    task, settings = "unlearn_muse_news_privleak", {"convention": "default", "task_version": 1}
+    assert retrain_auc(metadata, task, documents, settings) == pytest.approx(0.75)  # MUSE's: 1 − 1/4
+    assert retrain_auc({"privleak_auc_retrain": 0.4772, **metadata}, task, documents, settings) == 0.4772
+    assert retrain_auc({}, task, documents, settings) is None
     with pytest.raises(ValueError, match="different split, data or a --limit run"):
-        retrain_auc(metadata, "unlearn_muse_news_privleak", documents[:2])
+        retrain_auc(metadata, task, documents[:2], settings)
+    with pytest.raises(ValueError, match="task_version: reference 1, this run 2"):
+        retrain_auc(metadata, task, documents, {**settings, "task_version": 2})

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from lm_eval.utils import simple_parse_args_string
 
+from unlearn_tasks.errors import UnlearnBenchError
+
 RESULTS_GLOB = "results_*.json"
 CONTROL_FILE = "control.json"
 DEFAULT_CONVENTION = "default"
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(UnlearnBenchError, ValueError):
     """Runs that cannot be put in one table: the message names the runs and says how to fix it."""
 
 

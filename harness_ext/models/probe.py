@@ -24,11 +24,12 @@ import torch
 from lm_eval.api.registry import register_model
 
 from harness_ext.models.hf import UnlearnHFLM
+from unlearn_tasks.errors import UnlearnBenchError
 
 HEADS = ("lens", "trained")
 
 
-class ProbeError(ValueError):
+class ProbeError(UnlearnBenchError, ValueError):
     """A layer or head the model cannot be probed with."""
 
 

@@ -21,6 +21,7 @@ import lm_eval.models  # noqa: F401  (fill lm-eval's registry with the built-ins
 from lm_eval.api.registry import register_model
 
 from harness_ext.models.hf import TokenScores
+from unlearn_tasks.errors import UnlearnBenchError
 
 
 def _lm_eval_vllm_module():
@@ -45,7 +46,7 @@ def _lm_eval_vllm_module():
 VLLM = _lm_eval_vllm_module().VLLM
 
 
-class VLLMLoadError(ValueError):
+class VLLMLoadError(UnlearnBenchError, ValueError):
     """vLLM could not load the model (unsupported architecture, bad arguments, no memory)."""
 
 

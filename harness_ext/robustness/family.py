@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearn_metrics.robustness import MIN_MODELS
+from unlearn_tasks.errors import UnlearnBenchError
 
 DEMO_MODELS = Path("work") / "models"
 NOT_IN_FAMILY = ("base",)  # a demo's untrained tiny model: not a member of the family
 NOT_MIXED = ("target", "retain")  # a demo's models that are not unlearned
 
 
-class FamilyError(ValueError):
+class FamilyError(UnlearnBenchError, ValueError):
     """A model folder that is not a checkpoint, or a family too small for correlations."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass, fields, replace
 
+from unlearn_tasks.errors import UnlearnBenchError
+
 
 MASTER_DTYPE = "float32"
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -17,7 +19,7 @@ LR_SCHEDULES = ("constant", "linear")
 DEFAULT_LR = 1e-5
 
 
-class UnlearnError(ValueError):
+class UnlearnError(UnlearnBenchError, ValueError):
     """Bad input to fine-tuning, unlearning or mixing: the message says what, where and how to fix it."""
 
 

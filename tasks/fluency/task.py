@@ -28,7 +28,10 @@ class FluencyTask(TofuTask):
         convention = (config.get("metadata") or {}).get("convention", prompts.DEFAULT)
         super().__init__({**config, "generation_kwargs": prompts.generation_kwargs(convention)})
         self.reference_checkpoint = self.metadata.get("fluency_ref") or None
-        self._aggregation_list["ppl_ref"] = functools.partial(reference_perplexity, checkpoint=self.reference_checkpoint)
+
+    def aggregation(self):
+        return {**super().aggregation(),
+                "ppl_ref": functools.partial(reference_perplexity, checkpoint=self.reference_checkpoint)}
 
     @functools.cached_property
     def _tokenizer(self):

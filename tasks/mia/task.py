@@ -24,15 +24,15 @@ class MembershipTask(TofuTask):
 
     def __init__(self, config: dict):
         super().__init__(config)
-        reference = self._reference()
-        self._aggregation_list["privleak"] = functools.partial(aggregations.privleak, reference=reference)
-
-    def _reference(self) -> dict[str, float] | None:
         path = self.metadata.get("retain_ref")
-        if not path:
-            return None
-        members = sum(1 for doc in self.test_docs() if doc["member"])
-        return load_mia_reference(path, self.config.task, members, len(self.test_docs()) - members)
+        if path:
+            members = sum(1 for doc in self.test_docs() if doc["member"])
+            self.retain_reference = load_mia_reference(path, self.config.task, members,
+                                                       len(self.test_docs()) - members, self.reference_settings())
+
+    def aggregation(self):
+        reference = None if self.retain_reference is None else self.retain_reference.values
+        return {**super().aggregation(), "privleak": functools.partial(aggregations.privleak, reference=reference)}
 
     def requests_for(self, doc, prompting):
         context = prompting.context(doc["question"])

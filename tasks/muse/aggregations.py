@@ -15,9 +15,10 @@ logger = logging.getLogger(__name__)
 RETRAIN_KEY = "privleak_auc_retrain"
 
 
-def retrain_auc(metadata: dict, task: str, documents) -> float | None:
+def retrain_auc(metadata: dict, task: str, documents, settings: dict) -> float | None:
     """A_retrain in MUSE's orientation: metadata ``privleak_auc_retrain``, else one minus the retain
-    model's Min-K% AUC from ``retain_ref`` (``unlearn-bench reference``), else None."""
+    model's Min-K% AUC from ``retain_ref`` (``unlearn-bench reference``, made under the run's ``settings``),
+    else None."""
     if metadata.get(RETRAIN_KEY) is not None:
         value = float(metadata[RETRAIN_KEY])
         if not 0.0 < value <= 1.0:
@@ -27,8 +28,8 @@ def retrain_auc(metadata: dict, task: str, documents) -> float | None:
     if not path:
         return None
     members = sum(1 for doc in documents if doc["member"])
-    reference = load_mia_reference(path, task, members, len(documents) - members)
-    return muse.muse_auc(reference[PRIVLEAK_REFERENCE_KEY])
+    reference = load_mia_reference(path, task, members, len(documents) - members, settings)
+    return muse.muse_auc(reference.values[PRIVLEAK_REFERENCE_KEY])
 
 
 def privleak(items: list[tuple[bool, float]], muse_auc_retrain: float | None = None) -> float:

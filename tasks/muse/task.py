@@ -13,6 +13,7 @@ import logging
 from lm_eval.api.task import ConfigurableTask
 
 from unlearn_metrics import mia, muse
+from unlearn_tasks import prompts
 from unlearn_tasks.muse import aggregations
 from unlearn_tasks.muse.context import ContextLimit
 from unlearn_tasks.scoring import RequestBuilder, Sequence
@@ -120,8 +121,14 @@ class PrivleakTask(MuseTask):
 
     def __init__(self, config: dict):
         super().__init__(config)
-        retrain = aggregations.retrain_auc(self.metadata, self.config.task, self.test_docs())
-        self._aggregation_list["privleak"] = functools.partial(aggregations.privleak, muse_auc_retrain=retrain)
+        # MUSE prompts are plain text (a chat template is refused): the convention metadata and the task
+        # version are the settings a retain reference must share with this run.
+        settings = {"convention": self.metadata.get("convention", prompts.DEFAULT), "task_version": self.VERSION}
+        self.retrain_auc = aggregations.retrain_auc(self.metadata, self.config.task, self.test_docs(), settings)
+
+    def aggregation(self):
+        return {**super().aggregation(),
+                "privleak": functools.partial(aggregations.privleak, muse_auc_retrain=self.retrain_auc)}
 
     def doc_to_text(self, doc, doc_to_text=None):
         return ""

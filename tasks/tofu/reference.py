@@ -1,112 +1,186 @@
-"""Retain-model references for forget quality: per-item truth ratios R of a retain model.
+"""Retain-model references: per-item truth ratios R (forget quality) and MIA AUCs (privleak) of a retain model.
 
 Two formats are read:
 
-* ours (``unlearn-bench reference``)::
+* ours (``unlearn-bench reference``), one entry per task, each with the settings it was computed under::
 
-    {"format": "unlearn-bench/retain-reference/v1",
-     "tasks": {"unlearn_tofu_forget01": {"questions": [...], "truth_ratio": [R, ...]}}}
+    {"format": "unlearn-bench/retain-reference/v2",
+     "tasks": {"unlearn_tofu_forget01": {
+         "settings": {"convention": "default", "task_version": 1, "chat_template": null,
+                      "system_instruction": null},
+         "provenance": {"model": "ckpt/retain", "dtype": "float32", "limit": null, "attack": null,
+                        "results_file": "results_2026-01-01T00-00-00.json"},
+         "questions": [...], "truth_ratio": [R, ...]}}}
 
-* open-unlearning's retain log: ``{"forget_truth_ratio": {"value_by_index": {"0": {"score": R}, ...}}}``
-  (raw wrong/correct ratios, the same orientation as ours).
+  A task refuses an entry whose ``settings`` differ from its own run's (:data:`COMPARED`), naming each
+  differing field with both values. Version 1 files (no settings) are refused with how to rebuild them.
+
+* open-unlearning's retain logs, only in runs with ``convention: open-unlearning`` (their numbers were
+  computed under that convention): ``{"forget_truth_ratio": {"value_by_index": {"0": {"score": R}}}}``
+  (raw wrong/correct ratios, our orientation) and ``{"mia_min_k": {"agg_value": a, ...}}``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT = "unlearn-bench/retain-reference/v1"
+from unlearn_tasks import prompts
+from unlearn_tasks.errors import UnlearnBenchError
+
+FORMAT = "unlearn-bench/retain-reference/v2"
+OLD_FORMATS = ("unlearn-bench/retain-reference/v1",)
+#: The settings a reference must share with the run that reads it (besides its documents).
+COMPARED = ("convention", "task_version", "chat_template", "system_instruction")
+#: The settings known only once lm-eval renders the first prompt (checked then: RetainReference.check).
+PROMPT_SETTINGS = ("chat_template", "system_instruction")
+REBUILD = ("rebuild it with `unlearn-bench reference RUN --out FILE` from the retain model's run "
+           "(lm_eval --output_path RUN --log_samples, same task version and --metadata convention)")
 
 
-class ReferenceError(ValueError):
-    """An unreadable retain reference, or one whose documents do not match the task's."""
+class RetainReferenceError(UnlearnBenchError, ValueError):
+    """An unreadable retain reference, or one made on other documents or under other settings than the run's."""
 
 
-def load_reference(path: str | Path, task: str, questions: list[str]) -> list[float]:
-    """The reference's per-item R, in the task's document order, checked against ``questions``."""
+def chat_template_setting(template: str | None) -> str | None:
+    """The ``chat_template`` setting: None when no template is applied, else ``sha256:<hex>`` of its text
+    (the text lm-eval records as the results' ``chat_template``)."""
+    return None if template is None else "sha256:" + hashlib.sha256(template.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RetainReference:
+    """One task's reference values, and the settings it was computed under (None: an open-unlearning log)."""
+
+    path: str
+    task: str
+    values: list[float] | dict[str, float]
+    settings: dict | None
+
+    def check(self, run: dict) -> None:
+        """Refuse the reference if a setting in ``run`` differs from the reference's (all differing fields named)."""
+        if self.settings is None:
+            return
+        differing = [f"{key}: reference {self.settings.get(key)!r}, this run {value!r}"
+                     for key, value in run.items() if self.settings.get(key) != value]
+        if differing:
+            raise RetainReferenceError(
+                f"retain_ref {self.path} for {self.task} was computed under other settings ({'; '.join(differing)}); "
+                f"{REBUILD}"
+            )
+
+
+def load_reference(path: str | Path, task: str, questions: list[str], run: dict) -> RetainReference:
+    """The reference's per-item R in the task's document order, checked against ``questions`` and the
+    run's settings ``run`` (a subset of :data:`COMPARED`; the rest are checked later with ``check``)."""
     data = _read(Path(path))
-    if data.get("format") == FORMAT:
-        return _ours(data, path, task, questions)
-    if "forget_truth_ratio" in data:
-        return _open_unlearning(data, path, len(questions))
-    raise ReferenceError(f"{path}: neither an unlearn-bench reference nor an open-unlearning retain log")
+    if "forget_truth_ratio" in data and "format" not in data:
+        _open_unlearning_allowed(path, task, run)
+        return RetainReference(str(path), task, _open_unlearning(data, path, len(questions)), None)
+    entry = _entry(data, path, task, run)
+    if entry["questions"] != questions:
+        raise RetainReferenceError(
+            f"retain_ref {path} for {task} covers {len(entry['questions'])} documents that do not match "
+            f"the task's {len(questions)} (different split or data); rebuild it from a run on the same data"
+        )
+    return RetainReference(str(path), task, [float(value) for value in entry["truth_ratio"]], entry["settings"])
 
 
 def _read(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ReferenceError(f"retain_ref {path} does not exist") from None
+        raise RetainReferenceError(f"retain_ref {path} does not exist") from None
     except (OSError, json.JSONDecodeError) as error:
-        raise ReferenceError(f"retain_ref {path} is not readable JSON: {error}") from None
+        raise RetainReferenceError(f"retain_ref {path} is not readable JSON: {error}") from None
     if not isinstance(data, dict):
-        raise ReferenceError(f"retain_ref {path}: expected a JSON object")
+        raise RetainReferenceError(f"retain_ref {path}: expected a JSON object")
     return data
 
 
-def _ours(data: dict, path, task: str, questions: list[str]) -> list[float]:
+def _entry(data: dict, path, task: str, run: dict) -> dict:
+    """Our file's entry for ``task``, after checking the format and the settings known now."""
+    if data.get("format") in OLD_FORMATS:
+        raise RetainReferenceError(
+            f"retain_ref {path} is a {data['format']} file, which does not record the settings it was "
+            f"computed under; {REBUILD}"
+        )
+    if data.get("format") != FORMAT:
+        raise RetainReferenceError(
+            f"retain_ref {path}: neither an unlearn-bench reference ({FORMAT}) nor an open-unlearning retain log"
+        )
     entry = data.get("tasks", {}).get(task)
     if entry is None:
-        raise ReferenceError(f"retain_ref {path} has no entry for {task}; it has {sorted(data.get('tasks', {}))}")
-    if entry["questions"] != questions:
-        raise ReferenceError(
-            f"retain_ref {path} for {task} covers {len(entry['questions'])} documents that do not match "
-            f"the task's {len(questions)} (different split or data); rebuild it from a run on the same data"
+        raise RetainReferenceError(
+            f"retain_ref {path} has no entry for {task}; it has {sorted(data.get('tasks', {}))}. Evaluate the "
+            f"retain model on {task} too (with --log_samples) and rebuild it with `unlearn-bench reference`"
         )
-    return [float(value) for value in entry["truth_ratio"]]
+    entry = {**entry, "settings": entry.get("settings") or {}}
+    RetainReference(str(path), task, [], entry["settings"]).check(run)
+    return entry
+
+
+def _open_unlearning_allowed(path, task: str, run: dict) -> None:
+    if run.get("convention") != prompts.OPEN_UNLEARNING:
+        raise RetainReferenceError(
+            f"retain_ref {path} is an open-unlearning retain log, computed under open-unlearning's convention; "
+            f"{task} runs under convention {run.get('convention')!r}. Pass --metadata convention=open-unlearning, "
+            f"or build a reference under this run's convention with `unlearn-bench reference`"
+        )
 
 
 def _open_unlearning(data: dict, path, count: int) -> list[float]:
     by_index = data["forget_truth_ratio"].get("value_by_index", {})
     if sorted(by_index, key=int) != [str(i) for i in range(count)]:
-        raise ReferenceError(
+        raise RetainReferenceError(
             f"retain_ref {path} (open-unlearning log) has {len(by_index)} items, the task has {count} documents"
         )
     return [float(by_index[str(i)]["score"]) for i in range(count)]
 
 
-def reference_payload(per_task: dict[str, list[tuple[str, float]]]) -> dict:
-    """Our reference file's content from per-task (question, R) pairs in document order."""
-    tasks = {task: {"questions": [q for q, _ in items], "truth_ratio": [r for _, r in items]}
-             for task, items in per_task.items()}
-    return {"format": FORMAT, "tasks": tasks}
+def reference_payload(entries: dict[str, dict]) -> dict:
+    """Our reference file's content from per-task entries (:func:`truth_ratio_entry`, :func:`mia_reference_entry`)."""
+    return {"format": FORMAT, "tasks": entries}
+
+
+def truth_ratio_entry(items: list[tuple[str, float]], settings: dict, provenance: dict) -> dict:
+    """One TOFU forget task's entry from its (question, R) pairs in document order."""
+    return {"settings": settings, "provenance": provenance,
+            "questions": [question for question, _ in items], "truth_ratio": [ratio for _, ratio in items]}
 
 
 # --- Membership inference: the retain model's AUCs, for privleak ------------------------------------
 # Our format stores one entry per MIA task beside the truth-ratio entries:
-#   "unlearn_tofu_mia_forget01": {"auc_loss": a, "auc_zlib": a, "auc_mink": a, "auc_minkpp": a or null,
-#                                 "members": 40, "nonmembers": 40}
+#   "unlearn_tofu_mia_forget01": {"settings": {...}, "provenance": {...}, "auc_loss": a, "auc_zlib": a,
+#                                 "auc_mink": a, "auc_minkpp": a or null, "members": 40, "nonmembers": 40}
 # open-unlearning's retain log gives Min-K% only: {"mia_min_k": {"agg_value": a, "forget": {...}, ...}}.
 
 MIA_KEYS = ("auc_loss", "auc_zlib", "auc_mink", "auc_minkpp")
 PRIVLEAK_REFERENCE_KEY = "auc_mink"
 
 
-def load_mia_reference(path: str | Path, task: str, members: int, nonmembers: int) -> dict[str, float]:
-    """The retain model's AUCs for ``task`` (at least ``auc_mink``), checked against the task's document counts."""
+def load_mia_reference(path: str | Path, task: str, members: int, nonmembers: int, run: dict) -> RetainReference:
+    """The retain model's AUCs for ``task`` (at least ``auc_mink``), checked against the task's document
+    counts and the run's settings ``run`` (as in :func:`load_reference`)."""
     data = _read(Path(path))
-    if data.get("format") == FORMAT:
-        aucs = _ours_mia(data, path, task, members, nonmembers)
-    elif "mia_min_k" in data:
-        aucs = _open_unlearning_mia(data, path, members, nonmembers)
+    if "mia_min_k" in data and "format" not in data:
+        _open_unlearning_allowed(path, task, run)
+        aucs, settings = _open_unlearning_mia(data, path, members, nonmembers), None
     else:
-        raise ReferenceError(f"{path}: neither an unlearn-bench reference nor an open-unlearning retain log")
+        entry = _entry(data, path, task, run)
+        aucs, settings = _ours_mia(entry, path, task, members, nonmembers), entry["settings"]
     value = aucs.get(PRIVLEAK_REFERENCE_KEY)
     if value is None or not 0.0 <= value < 1.0:
-        raise ReferenceError(f"retain_ref {path} for {task}: {PRIVLEAK_REFERENCE_KEY} must be an AUC in [0, 1), got {value!r}")
-    return aucs
+        raise RetainReferenceError(
+            f"retain_ref {path} for {task}: {PRIVLEAK_REFERENCE_KEY} must be an AUC in [0, 1), got {value!r}")
+    return RetainReference(str(path), task, aucs, settings)
 
 
-def _ours_mia(data: dict, path, task: str, members: int, nonmembers: int) -> dict[str, float]:
-    entry = data.get("tasks", {}).get(task)
-    if entry is None:
-        raise ReferenceError(
-            f"retain_ref {path} has no entry for {task}; it has {sorted(data.get('tasks', {}))}. "
-            f"Evaluate the retain model on {task} too (with --log_samples) and rebuild it with `unlearn-bench reference`"
-        )
+def _ours_mia(entry: dict, path, task: str, members: int, nonmembers: int) -> dict[str, float]:
     if (entry.get("members"), entry.get("nonmembers")) != (members, nonmembers):
-        raise ReferenceError(
+        raise RetainReferenceError(
             f"retain_ref {path} for {task} was computed on {entry.get('members')} members and "
             f"{entry.get('nonmembers')} non-members, the task has {members} and {nonmembers} "
             "(different split, data or a --limit run); rebuild it from a full run on the same data"
@@ -118,14 +192,15 @@ def _open_unlearning_mia(data: dict, path, members: int, nonmembers: int) -> dic
     log = data["mia_min_k"]
     counts = tuple(len(log.get(split, {}).get("value_by_index", {})) for split in ("forget", "holdout"))
     if any(counts) and counts != (members, nonmembers):
-        raise ReferenceError(
+        raise RetainReferenceError(
             f"retain_ref {path} (open-unlearning log) scored {counts[0]} forget and {counts[1]} holdout items, "
             f"the task has {members} and {nonmembers}"
         )
     return {PRIVLEAK_REFERENCE_KEY: float(log["agg_value"])}
 
 
-def mia_reference_entry(aucs: dict[str, float], members: int, nonmembers: int) -> dict:
+def mia_reference_entry(aucs: dict[str, float], members: int, nonmembers: int, settings: dict,
+                        provenance: dict) -> dict:
     """One MIA task's entry in our reference file (a NaN AUC is stored as null)."""
     entry = {key: None if value is None or value != value else float(value) for key, value in aucs.items()}
-    return entry | {"members": members, "nonmembers": nonmembers}
+    return {"settings": settings, "provenance": provenance} | entry | {"members": members, "nonmembers": nonmembers}

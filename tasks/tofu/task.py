@@ -17,7 +17,7 @@ from unlearn_tasks import attacks, chat, prompts, scoring
 from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence
 from unlearn_tasks.tofu import aggregations
 from unlearn_tasks.tofu.prompting import Prompting, make_prompting
-from unlearn_tasks.tofu.reference import load_reference
+from unlearn_tasks.tofu.reference import RetainReference, chat_template_setting, load_reference
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ MATCH_KEYS = frozenset({"es", "em", "es_para", "es_retain", "em_retain"})
 
 class TofuTask(ConfigurableTask):
     """Shared machinery: builds each document's requests once and reads them back into metrics."""
+
+    retain_reference: RetainReference | None = None  # metadata retain_ref, loaded by the tasks that use it
 
     def __init__(self, config: dict):
         config = {key: value for key, value in config.items() if key != "class"}
@@ -57,6 +59,10 @@ class TofuTask(ConfigurableTask):
         if options != self._options:
             self._options = options
             self._prompting = self._make_prompting(doc, **options)
+            if self.retain_reference is not None:
+                template = chat_template if apply_chat_template else None
+                self.retain_reference.check({"chat_template": chat_template_setting(template),
+                                             "system_instruction": system_instruction})
         return self._prompting_for(doc).context(doc["question"])
 
     def _make_prompting(self, doc, *, system_instruction, apply_chat_template, chat_template, **options) -> Prompting:
@@ -113,6 +119,11 @@ class TofuTask(ConfigurableTask):
             self._unknown = {}
         return super().aggregation()
 
+    def reference_settings(self) -> dict:
+        """The settings a retain reference must share with this run that are known before any prompt is
+        rendered (the chat template and system instruction are checked in ``fewshot_context``)."""
+        return {"convention": self.convention, "task_version": self.VERSION}
+
     def doc_to_text(self, doc, doc_to_text=None):
         """The user turn: open-unlearning's chat prompts hold the bare question, all others our template."""
         if self._chat and self.convention == prompts.OPEN_UNLEARNING:
@@ -162,15 +173,15 @@ class TofuForgetTask(TofuTask):
 
     def __init__(self, config: dict):
         super().__init__(config)
-        reference = self._reference()
-        self._aggregation_list["forget_quality"] = functools.partial(aggregations.forget_quality, reference=reference)
-
-    def _reference(self) -> list[float] | None:
         path = self.metadata.get("retain_ref")
-        if not path:
-            return None
-        questions = [doc["question"] for doc in self.test_docs()]
-        return load_reference(path, self.config.task, questions)
+        if path:
+            questions = [doc["question"] for doc in self.test_docs()]
+            self.retain_reference = load_reference(path, self.config.task, questions, self.reference_settings())
+
+    def aggregation(self):
+        reference = None if self.retain_reference is None else self.retain_reference.values
+        return {**super().aggregation(),
+                "forget_quality": functools.partial(aggregations.forget_quality, reference=reference)}
 
     def requests_for(self, doc, prompting):
         sequences = _qa_sequences(doc, prompting, "paraphrased_answer", doc["perturbed_answer"])
