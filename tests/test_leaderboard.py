@@ -231,3 +231,35 @@ def test_mmlu_mini_and_probe_members_stand_in(runs):
     assert table.loc["ga", "MMLU acc"] == 0.25 and table.loc["ga_mix", "probe acc"] == 0.375
     assert table.loc["ga_mix", "probe acc (% target)"] == pytest.approx(93.75)
     assert "MMLU acc = `unlearn_mmlu_mini` acc" in (runs / "out" / "leaderboard.md").read_text()
+
+
+def test_control_files_of_relative_checkpoints_are_found_from_another_directory(tmp_path, monkeypatch):
+    """Runs made in tmp_path as `lm_eval --model_args pretrained=checkpoints/NAME --output_path runs/NAME`:
+    control.json is found through the results file's folders, not the current directory."""
+    for name in MODELS:
+        checkpoint = tmp_path / "checkpoints" / name
+        checkpoint.mkdir(parents=True)
+        if name in CONTROLS:
+            (checkpoint / "control.json").write_text(json.dumps(CONTROLS[name]))
+        folder = tmp_path / "runs" / name / f"checkpoints__{name}"
+        folder.mkdir(parents=True)
+        (folder / "results_2025-01-02T10-00-00.000000.json").write_text(
+            json.dumps(results_json(name, Path("checkpoints") / name)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    table = build_leaderboard([tmp_path / "runs"], "target", "retain", tmp_path / "out").set_index("model")
+    assert (table.loc["ga_mix", "τ"], table.loc["ga_mix", "α"], table.loc["ga_mix", "control"]) == (0.9, 0.4375, "mix")
+    text = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert f"- ga_mix: control: {tmp_path.resolve() / 'checkpoints' / 'ga_mix' / 'control.json'}\n" in text
+    looked = text.split("- target: control: none found (looked in ")[1].split(")\n")[0].split(", ")
+    assert looked[0] == str(tmp_path.resolve() / "runs" / "target" / "checkpoints__target" / "checkpoints" / "target" / "control.json")
+    assert looked[-1] == str(elsewhere / "checkpoints" / "target" / "control.json")
+
+
+def test_an_absolute_checkpoint_is_looked_for_only_where_it_is(runs):
+    (runs / "checkpoints" / "ga_mix" / "control.json").unlink()
+    build(runs)
+    text = (runs / "out" / "leaderboard.md").read_text()
+    assert f"- ga_mix: control: none found (looked in {runs / 'checkpoints' / 'ga_mix' / 'control.json'})" in text
+    assert f"- npo_mix: control: {runs / 'checkpoints' / 'npo_mix' / 'control.json'}" in text

@@ -155,7 +155,8 @@ def test_run_metadata(tmp_path):
                      "attack": "noise (rate=0.3, seed=0) + quantize (4-bit)",
                      "task versions": "; ".join(f"{task} v1" for task in sorted(data["versions"])),
                      "data source": "json: forget01_perturbed; unlearn_tasks loader: piqa, retain_perturbed",
-                     "date": "2025-01-02 10:00 UTC"}
+                     "date": "2025-01-02 10:00 UTC",
+                     "control file": str(tmp_path / "checkpoints" / "npo" / "control.json")}
 
 
 @requires(ANCHOR, "the open-unlearning anchor")

@@ -55,7 +55,8 @@ def build_leaderboard(runs: list[Path], target: str, retain: str | None, out: Pa
     target_row = table[(table["group"] == "reference") & (table["method"] == "target")].iloc[0]
     table = add_relative(table, columns, target_row, tau)
     out = Path(out)
-    atomic_write_text(out / "leaderboard.md", markdown(table, columns, blanks, tau))
+    controls = {run.name: run.control_source for run in loaded}
+    atomic_write_text(out / "leaderboard.md", markdown(table, columns, blanks, tau, controls))
     atomic_write_text(out / "leaderboard.csv", table.to_csv(index=False))
     plot_forget_vs_retain(table, tau, out / PLOTS[0])
     plot_alpha_curves(traces(loaded), out / PLOTS[1])

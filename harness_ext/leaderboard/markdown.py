@@ -22,8 +22,10 @@ def format_cell(column: str, value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def markdown(table: pd.DataFrame, columns: tuple[Column, ...], blanks: dict, tau: float) -> str:
-    """The table (blank cells marked ¹ in the header), then the footnotes and each column's source."""
+def markdown(table: pd.DataFrame, columns: tuple[Column, ...], blanks: dict, tau: float,
+             controls: dict[str, str]) -> str:
+    """The table (blank cells marked ¹ in the header), then the footnotes, each column's source and, per
+    model, where its control.json was read (``controls``: model → "control: <path>" or where it was looked for)."""
     cells = pd.DataFrame({name: [format_cell(name, value) for value in table[name]] for name in table.columns})
     measured = set(table.columns[table.columns.get_loc(columns[0].name):])
     cells.columns = [f"{name} ¹" if name in measured and (cells[name] == "").any() else name for name in table.columns]
@@ -36,4 +38,6 @@ def markdown(table: pd.DataFrame, columns: tuple[Column, ...], blanks: dict, tau
         lines += [f"- {why} — {', '.join(sorted(names, key=models.index))}" for why, names in blanks.items()]
         lines += [""]
     lines += [f"Sources: {sources}. matched: retain ES ≥ τ × the target's (τ = {tau:g}).", ""]
+    lines += ["method, control, τ and α come from each checkpoint's control.json:", ""]
+    lines += [f"- {model}: {controls[model]}" for model in table["model"]] + [""]
     return "\n".join(lines)

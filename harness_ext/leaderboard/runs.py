@@ -29,6 +29,7 @@ class Run:
     results: dict
     model_args: dict
     control: dict = field(default_factory=dict)
+    control_source: str = "control: none (no pretrained path)"  # where control.json was read, or where it was looked for
     about: dict = field(default_factory=dict)  # run metadata that the results file itself does not hold
 
     @property
@@ -96,10 +97,27 @@ def load_run(path: Path) -> Run:
     if not isinstance(results, dict) or "results" not in results:
         raise LeaderboardError(f"{path} has no 'results': is it an lm-eval results file?")
     run = Run(path, results, parse_model_args(results.get("config", {}).get("model_args")))
-    control_path = Path(run.pretrained) / CONTROL_FILE if run.pretrained else None
-    if control_path is not None and control_path.is_file():
-        run.control = read_json(control_path)
+    if run.pretrained:
+        candidates = control_candidates(run.pretrained, path)
+        found = next((candidate for candidate in candidates if candidate.is_file()), None)
+        if found is not None:
+            run.control, run.control_source = read_json(found), f"control: {found}"
+        else:
+            run.control_source = f"control: none found (looked in {', '.join(map(str, candidates))})"
     return run
+
+
+def control_candidates(pretrained: str, results_path: Path) -> list[Path]:
+    """Where the checkpoint's ``control.json`` may be. An absolute ``pretrained`` path is the one place. A
+    relative one was relative to the directory ``lm_eval`` ran in, which lm-eval does not record: it is
+    tried against the results file's folder and each folder above it (the output path usually lies under
+    that directory), nearest first, then against the current directory."""
+    path = Path(pretrained).expanduser()
+    if path.is_absolute():
+        return [path / CONTROL_FILE]
+    folder = Path(results_path).resolve().parent
+    bases = [folder, *folder.parents, Path.cwd()]
+    return list(dict.fromkeys(base / path / CONTROL_FILE for base in bases))
 
 
 def describe(run: Run) -> dict:
@@ -140,6 +158,7 @@ def run_metadata(run: Run) -> dict[str, str]:
         "task versions": "; ".join(f"{task} v{version}" for task, version in sorted(versions.items())),
         "data source": data_source(configs),
         "date": run_date(run),
+        "control file": run.control_source.removeprefix("control: "),
     } | run.about
 
 
