@@ -17,15 +17,17 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from harness_ext.mixing import AdapterScaler, WeightMixer, check_alpha, mixer_for, state_dict_copy
+from harness_ext.mixing import check_alpha, mixer_for
 from harness_ext.provenance import package_version
 from harness_ext.unlearning.batches import finetune_loader, unlearn_loader
 from harness_ext.unlearning.checkpoint import CONTROL_FILE, check_master_weights, check_out, load_model, save_checkpoint
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, UnlearnError, as_record, config_from, resolve
-from harness_ext.unlearning.control import ControlConfig, EarlyStop, calibrate_mix
-from harness_ext.unlearning.logprobs import Reference, answer_ce
-from harness_ext.unlearning.losses import METHODS, LossContext, Method, get_method, rmu_layers
+from harness_ext.unlearning.control import ControlConfig, calibrate_mix
+from harness_ext.unlearning.controlled import ControlledRun, with_lora
+from harness_ext.unlearning.logprobs import answer_ce
+from harness_ext.unlearning.losses import METHODS, Method, get_method, rmu_layers
 from harness_ext.unlearning.metric import Calibration, MetricSpec
+from harness_ext.unlearning.resume import checkpoints_for
 from harness_ext.unlearning.sources import is_text, load_training_rows, training_row
 from harness_ext.unlearning.train import make_accelerator, train
 from unlearn_tasks.tofu.data import load_refusals
@@ -43,14 +45,6 @@ def load_rows(data, role: str) -> tuple[list[dict], str]:
     return rows, label
 
 
-def with_lora(model, rank: int):
-    """``model`` wrapped with a rank-``rank`` LoRA adapter on every linear layer (α_LoRA = 2r, no dropout)."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
-
-
 def base_record(kind: str, config, steps: int, data: dict, source) -> dict:
     """The control.json fields every checkpoint has."""
     return {
@@ -60,33 +54,39 @@ def base_record(kind: str, config, steps: int, data: dict, source) -> dict:
     }
 
 
-def save_from_main(accelerator: Accelerator, out: Path, model, tokenizer, record: dict) -> None:
+def save_from_main(accelerator: Accelerator, out: Path, model, tokenizer, record: dict, checkpoints=None) -> None:
+    """Write ``out`` (main process), then drop the run's resume state."""
     if accelerator.is_main_process:
         save_checkpoint(out, model, tokenizer, record)
+    if checkpoints is not None:
+        checkpoints.discard(accelerator)
     accelerator.wait_for_everyone()
 
 
-def finetune(model, data, out, *, tokenizer=None, overwrite: bool = False, **hyperparameters) -> Path:
+def finetune(model, data, out, *, tokenizer=None, overwrite: bool = False, save_every: int | None = None,
+             **hyperparameters) -> Path:
     """Fine-tune on ``data`` (CE on answer tokens, same prompt as the tasks); write a full checkpoint to ``out``.
 
     ``hyperparameters``: the fields of :class:`TrainConfig` (lr, epochs, max_steps, batch_size, …).
-    With ``lora=r`` a LoRA adapter is trained and merged into the saved weights.
+    With ``lora=r`` a LoRA adapter is trained and merged into the saved weights. ``save_every=N``
+    writes a resume state every N steps, and resumes a saved one (see ``resume.py``).
     """
     config = config_from(TrainConfig, hyperparameters)
     out = check_out(out, overwrite)
     rows, label = load_rows(data, "training")
     model, tokenizer, source = load_model(model, tokenizer, config.dtype)
+    checkpoints = checkpoints_for(out, save_every, "finetune", config, model, tokenizer, {"train": rows})
     set_seed(config.seed)
     accelerator = make_accelerator(config)
     if config.lora:
         model = with_lora(model, config.lora)
     loader = finetune_loader(tokenizer, rows, config.batch_size, config.seed, config.max_length)
-    trained = train(accelerator, model, answer_ce, loader, config, description="finetune")
+    trained = train(accelerator, model, answer_ce, loader, config, description="finetune", checkpoints=checkpoints)
     model = accelerator.unwrap_model(trained.model)
     if config.lora:
         model = model.merge_and_unload()
     record = base_record("finetune", config, trained.steps, {"train": label}, source)
-    save_from_main(accelerator, out, model, tokenizer, record)
+    save_from_main(accelerator, out, model, tokenizer, record, checkpoints)
     return out
 
 
@@ -136,6 +136,7 @@ def unlearn(
     calibrate: MetricSpec | None = None,
     metric_fn: Callable | None = None,
     overwrite: bool = False,
+    save_every: int | None = None,
     **hyperparameters,
 ) -> dict:
     """Unlearn ``forget`` from ``model`` with ``method`` (retain data ``retain``), apply ``control``, write ``out``.
@@ -144,7 +145,8 @@ def unlearn(
     ``tofu:<config>`` specs or rows. ``control``: none, mix, early-stop, ga-bound (τ for mix and
     early-stop). ``calibrate``: the calibration metric (default es_retain of unlearn_tofu_utility);
     ``metric_fn(model, tokenizer) -> float`` replaces it by any function.
-    ``hyperparameters``: fields of :class:`UnlearnConfig`. Returns the control.json record.
+    ``hyperparameters``: fields of :class:`UnlearnConfig`. ``save_every=N``: resume states (``resume.py``).
+    Returns the control.json record.
     """
     chosen = get_method(method)
     config = unlearn_config(chosen, hyperparameters)
@@ -161,6 +163,11 @@ def unlearn(
     model, tokenizer, source = load_model(model, tokenizer, config.dtype)
     if chosen.trains is not None:
         rmu_layers(model, config.layer)
+    checkpoints = checkpoints_for(
+        out, save_every, "unlearn", config, model, tokenizer,
+        {"forget": forget_rows, "retain": retain_rows, "refusals": refusals or []}, method=chosen.name,
+        control=as_record(controls), calibration=[calibration.spec.task_config(), metric_fn is None] if controls.measured else None,
+    )
 
     record = base_record(chosen.name, config, 0, {"forget": forget_label, "retain": retain_label}, source)
     record.update(control=controls.kind, tau=controls.tau)
@@ -170,64 +177,14 @@ def unlearn(
         record["calibration"] = calibration.target_bar(model, tokenizer, controls.tau)
     set_seed(config.seed)
     loader = unlearn_loader(tokenizer, forget_rows, retain_rows, config.batch_size, config.seed, config.max_length, refusals)
+    if checkpoints is not None:
+        checkpoints.track("calibration", calibration)
     controlled = ControlledRun(accelerator, chosen, config, controls, lambda network: calibration.measure(network, tokenizer),
-                               record.get("calibration", {}).get("bar"))
+                               record.get("calibration", {}).get("bar"), checkpoints)
     model = controlled.run(model, loader, record)
     record["trace"] = calibration.annotate(record["trace"])
-    save_from_main(accelerator, out, model, tokenizer, record)
+    save_from_main(accelerator, out, model, tokenizer, record, checkpoints)
     return record
-
-
-class ControlledRun:
-    """Training with a control: early stopping during the loop, or mixing calibrated after it."""
-
-    def __init__(self, accelerator, method: Method, config: UnlearnConfig, controls: ControlConfig, measure, bar):
-        self.accelerator, self.method, self.config, self.controls = accelerator, method, config, controls
-        self.measure, self.bar = measure, bar
-
-    def run(self, model, loader, record: dict):
-        """Train ``model`` and apply the control; fills ``steps`` (and ``alpha``/``trace``) in ``record``."""
-        mixing = self.controls.kind == "mix"
-        target_state = state_dict_copy(model) if mixing and not self.config.lora else None
-        model = prepare_trainable(model, self.method, self.config)
-        reference = Reference(model).to(self.accelerator.device) if self.method.reference else None
-        context = LossContext(self.config, reference)
-        stopper = None
-        if self.controls.kind == "early-stop":
-            stopper = EarlyStop(model, lambda: self.measure(model), self.bar, self.controls.eval_every)
-        trained = train(self.accelerator, model, lambda network, step: self.method.loss(network, step, context),
-                        loader, self.config, on_step=stopper, description=f"unlearn ({self.method.name})")
-        model = self.accelerator.unwrap_model(trained.model)
-        record["steps"] = trained.steps
-        if stopper is not None:
-            if not trained.stopped_early:
-                stopper.finish(trained.steps)
-            record.update(trace=stopper.trace, kept_step=stopper.kept_step)
-        if mixing and self.accelerator.is_main_process:
-            alpha, trace = mix_control(model, target_state, lambda: self.measure(model), self.bar, self.controls)
-            record.update(alpha=alpha, trace=trace)
-        return model
-
-
-def prepare_trainable(model, method: Method, config: UnlearnConfig):
-    """Wrap with LoRA, or freeze all but the method's chosen parameters (RMU), or train everything."""
-    if config.lora:
-        return with_lora(model, config.lora)
-    if method.trains is not None:
-        chosen = method.trains(model, config)
-        model.requires_grad_(False)
-        for parameter in chosen:
-            parameter.requires_grad_(True)
-    return model
-
-
-def mix_control(model, target_state, measure: Callable[[], float], bar: float, controls: ControlConfig):
-    """Calibrate α on the trained ``model`` (full weights against ``target_state``, or its LoRA adapter)."""
-    if target_state is None:
-        mixer = AdapterScaler(model)
-    else:
-        mixer = WeightMixer(model, target_state, state_dict_copy(model))
-    return calibrate_mix(mixer, measure, bar, controls.tolerance)
 
 
 def mix(

@@ -80,11 +80,18 @@ def calibration_spec(args) -> MetricSpec:
     return MetricSpec(args.calibrate_on, args.calibrate_task, args.calibrate_limit, args.calibrate_metadata or {})
 
 
+def add_save_every(parser) -> None:
+    parser.add_argument("--save-every", type=int, default=None, metavar="N",
+                        help="write a resume state to <out>.resume every N optimiser steps; rerunning the same command "
+                             "resumes from it (default: none)")
+
+
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="base checkpoint folder (or hub id)")
     parser.add_argument("--data", required=True, help=f"training data: {DATA_SPECS}, e.g. tofu:full (target)")
     parser.add_argument("--out", required=True, help="folder for the fine-tuned checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_save_every(parser)
     add_flags(parser, TRAIN_FLAGS, lambda name: getattr(TrainConfig(), name))
     return parser
 
@@ -99,6 +106,7 @@ def add_unlearn_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--tau", type=float, default=None, help="τ in (0, 1]: the fraction of the target's metric to keep (mix, early-stop)")
     parser.add_argument("--eval-every", type=int, default=ControlConfig().eval_every, help="early-stop: steps between measurements (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_save_every(parser)
     add_calibration_flags(parser)
     add_flags(parser, TRAIN_FLAGS, train_default)
     add_flags(parser, METHOD_FLAGS, method_defaults)
@@ -131,7 +139,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     from harness_ext.unlearning.api import finetune
 
     return reported("finetune", lambda: finetune(
-        args.model, args.data, args.out, overwrite=args.overwrite, **hyperparameters(args, TRAIN_FLAGS)
+        args.model, args.data, args.out, overwrite=args.overwrite, save_every=args.save_every,
+        **hyperparameters(args, TRAIN_FLAGS)
     ))
 
 
@@ -140,7 +149,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
 
     return reported("unlearn", lambda: unlearn(
         args.model, args.method, args.forget, args.retain, args.out,
-        control=args.control, tau=args.tau, eval_every=args.eval_every, overwrite=args.overwrite,
+        control=args.control, tau=args.tau, eval_every=args.eval_every, overwrite=args.overwrite, save_every=args.save_every,
         calibrate=calibration_spec(args), **hyperparameters(args, TRAIN_FLAGS, METHOD_FLAGS),
     ))
 

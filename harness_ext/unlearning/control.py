@@ -153,6 +153,13 @@ class EarlyStop:
     def __call__(self, step: int) -> bool:
         return step % self.every == 0 and self.check(step)
 
+    def state_dict(self) -> dict:
+        """The measurements so far and the kept weights (for a resume state)."""
+        return {"trace": self.trace, "kept_step": self.kept_step, "kept": self.kept}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trace, self.kept_step, self.kept = list(state["trace"]), int(state["kept_step"]), dict(state["kept"])
+
     def finish(self, steps: int) -> None:
         """After the loop ends on its own: measure the final weights unless that step was just measured."""
         if not self.trace or self.trace[-1]["step"] != steps:

@@ -130,6 +130,13 @@ class Calibration:
         ingredients = target_ingredients(model, tokenizer, self.spec.task_config())
         return TargetCache().value(ingredients, lambda: self.measure(model, tokenizer))
 
+    def state_dict(self) -> dict:
+        """The measurements' work so far (for a resume state)."""
+        return {"work": self.work}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.work[:] = state["work"]  # in place: lm_eval_metric appends to this list
+
     def target_bar(self, model, tokenizer, tau: float) -> dict:
         """The calibration record of a control: the metric, the target's value and the bar τ × value."""
         before = len(self.work)

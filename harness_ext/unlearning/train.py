@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from harness_ext.unlearning.config import TrainConfig
+from harness_ext.unlearning.resume import Checkpoints
 
 
 @dataclass
@@ -89,22 +90,32 @@ def train(
     *,
     on_step: Callable[[int], bool] | None = None,
     description: str = "train",
+    checkpoints: Checkpoints | None = None,
 ) -> Trained:
-    """Run the loop; ``on_step(step)`` is called after each step and returning True stops training."""
+    """Run the loop; ``on_step(step)`` is called after each step and returning True stops training.
+
+    With ``checkpoints``, a resume state is saved every N steps; a saved one is resumed: the loader is
+    replayed up to its step (same batches, nothing trained), then the state is loaded.
+    """
     model, optimizer, loader = accelerator.prepare(model, make_optimizer(model, config), loader)
     total = planned_steps(len(loader), config)
     schedule = make_schedule(optimizer, len(loader), total, config)
     model.train()
-    step = 0
+    step, start = 0, checkpoints.start_step if checkpoints is not None else 0
     with tqdm(total=total, desc=description, disable=not accelerator.is_local_main_process) as bar:
         while step < total:
             for batch in loader:
-                loss = train_step(accelerator, model, optimizer, loss_fn, batch, config.max_grad_norm, schedule)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(step=step, loss=f"{loss:.4f}")
-                if on_step is not None and on_step(step):
-                    return Trained(model, step, stopped_early=True)
+                if step == start:
+                    checkpoints.restore(accelerator, model, optimizer, schedule)
+                if step > start:
+                    loss = train_step(accelerator, model, optimizer, loss_fn, batch, config.max_grad_norm, schedule)
+                    bar.set_postfix(step=step, loss=f"{loss:.4f}")
+                    if on_step is not None and on_step(step):
+                        return Trained(model, step, stopped_early=True)
+                    if checkpoints is not None:
+                        checkpoints.after_step(step, len(loader), accelerator, model, optimizer, schedule)
                 if step >= total:
                     break
     return Trained(model, step, stopped_early=False)
