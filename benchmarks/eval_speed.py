@@ -79,8 +79,8 @@ def resolve_model(name: str | None, scratch: Path) -> tuple[str, str]:
         if done.returncode == 0:
             return done.stdout.strip().splitlines()[-1], "SmolLM2-135M-Instruct (get-smollm2)"
         print(f"get-smollm2 failed, using the tiny model: {done.stderr[-500:]}", file=sys.stderr)
-    from harness_ext.data import load_tofu
     from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
+    from unlearn_tasks.tofu.data import load_tofu
 
     rows = [row for config in ("forget10_perturbed", "retain_perturbed", "holdout10") for row in load_tofu(config)]
     build_tiny_model(tofu_texts(rows), scratch / "tiny")

@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from harness_ext.data import load_refusals, load_spec
 from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from harness_ext.unlearning.batches import unlearn_loader
 from harness_ext.unlearning.config import TrainConfig, UnlearnConfig, resolve
 from harness_ext.unlearning.logprobs import Reference, answer_ce
 from harness_ext.unlearning.losses import METHODS, LossContext
 from harness_ext.unlearning.train import make_optimizer, train_step
+from unlearn_tasks.tofu.data import load_refusals, load_spec
 
 TARGETS = {"ga": 1.15, "npo": 1.8, "kl": 1.8, "idkpo": 1.8}
 MODEL = {"vocab_size": 2048, "hidden_size": 256, "layers": 4, "heads": 4}

@@ -147,7 +147,7 @@ class MissingEngineError(UnlearnBenchError, ValueError):
 
 def _check_checkpoint(model_args) -> None:
     """A local checkpoint path that does not exist is an error before anything loads."""
-    from harness_ext.data import DataError
+    from unlearn_tasks.datasource import DataError
 
     arguments = model_args if isinstance(model_args, dict) else {}
     for key in ("pretrained", "base", "peft"):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from harness_ext.data import load_tofu
 from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from unlearn_tasks.prompts import training_text
+from unlearn_tasks.tofu.data import load_tofu
 
 RETAIN_QUESTIONS = 40
 EPOCHS = 60

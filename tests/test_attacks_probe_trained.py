@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from harness_ext.data import load_tofu
 from harness_ext.models.probe import probed
 from tests.test_attacks_probe import _answer_nll, _load
+from unlearn_tasks.tofu.data import load_tofu
 
 
 def test_trained_head_fits_the_retain_set_better_than_the_lens(memorised_model, tofu_data_dir):

@@ -10,10 +10,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness_ext.attacks.relearn import relearn
-from harness_ext.data import load_tofu
 from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from harness_ext.unlearning.config import UnlearnError
 from unlearn_tasks.prompts import training_text
+from unlearn_tasks.tofu.data import load_tofu
 
 
 def _fingerprint(folder):

@@ -45,8 +45,8 @@ def smollm2_chat(smollm2, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dated_chat(tofu_data_dir, tmp_path_factory):
     """A byte-level tokenizer whose chat template prints today's date unless ``date_string`` is given."""
-    from harness_ext.data import load_tofu
     from harness_ext.demo.tiny_model import tofu_texts, train_tokenizer
+    from unlearn_tasks.tofu.data import load_tofu
 
     tokenizer = train_tokenizer(tofu_texts(list(load_tofu("forget01_perturbed"))), vocab_size=512)
     tokenizer.chat_template = DATE_TEMPLATE
@@ -73,7 +73,7 @@ def _kinds(sample):
 
 
 def test_smollm2_template_and_system_instruction_reach_every_prompt(smollm2_chat, tofu_data_dir):
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     doc = load_tofu("forget01_perturbed")[0]
     tokenizer = AutoTokenizer.from_pretrained(smollm2_chat)
@@ -100,7 +100,7 @@ def test_smollm2_template_and_system_instruction_reach_every_prompt(smollm2_chat
 def test_open_unlearning_convention_reproduces_its_instruct_prompts(smollm2_chat, tofu_data_dir):
     """Their preprocess_chat_instance: system prompt, user = the question, labels = the rendered
     conversation's tokens after the generation prompt, plus EOS when it does not end with EOS."""
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     doc = load_tofu("forget01_perturbed")[0]
     tokenizer = AutoTokenizer.from_pretrained(smollm2_chat)
@@ -153,7 +153,7 @@ def test_date_string_metadata_sets_the_date_and_bad_dates_are_one_error(dated_ch
 
 
 def test_plain_prompt_is_unchanged_without_a_chat_template(dated_chat, tofu_data_dir):
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     doc = load_tofu("forget01_perturbed")[0]
     _, sample = _run(dated_chat)

@@ -1,4 +1,5 @@
-"""harness_ext.data for MMLU and the probes: hub arguments, schema mapping, local files, errors (no network)."""
+"""The MMLU and probe loaders (unlearn_tasks.mmlu.data, unlearn_tasks.probes.data): hub arguments, schema
+mapping, local files, errors (no network)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import shutil
 import datasets
 import pytest
 
-from harness_ext import data
-from harness_ext.data import DataError, load_mmlu, load_probe, mmlu_hub_arguments, probe_hub_arguments
 from tests.conftest import SHARED
+from unlearn_tasks.datasource import DataError
+from unlearn_tasks.mmlu.data import MMLU_SUBJECTS, load_mmlu, mmlu_hub_arguments
+from unlearn_tasks.probes.data import PROBES, load_probe, probe_hub_arguments, truthfulqa_from_csv
 
 DATA_DIR = SHARED / "data"
 # The datasets lm-eval 0.4.13's own tasks read (path, config, evaluated split).
@@ -86,7 +88,7 @@ def fake_hub(monkeypatch):
         return datasets.Dataset.from_list(rows)
 
     monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
-    monkeypatch.setattr(data.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     return calls
 
 
@@ -152,7 +154,7 @@ def test_local_documents_match_the_raw_files(local_data):
 
 def test_truthfulqa_csv_drops_empty_answers_after_a_trailing_separator():
     row = {"Question": "Q?", "Best Answer": "Yes", "Incorrect Answers": "No; Maybe;"}
-    assert data.truthfulqa_from_csv(row) == {"question": "Q?", "choices": ["Yes", "No", "Maybe"], "gold": 0}
+    assert truthfulqa_from_csv(row) == {"question": "Q?", "choices": ["Yes", "No", "Maybe"], "gold": 0}
 
 
 def test_local_mmlu_subject(local_data):
@@ -172,7 +174,7 @@ def test_local_mmlu_subject(local_data):
 def test_missing_probe_file(probe, tmp_path, monkeypatch):
     (tmp_path / "probes").mkdir()
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match=rf"{data.PROBES[probe].file}.*UNLEARN_DATA_DIR"):
+    with pytest.raises(DataError, match=rf"{PROBES[probe].file}.*UNLEARN_DATA_DIR"):
         load_probe(probe)
 
 
@@ -210,4 +212,4 @@ def test_bad_inputs_name_what_is_wrong(tmp_path, monkeypatch):
 
 
 def test_mmlu_subjects_are_the_local_files():
-    assert sorted(path.name.removesuffix("_test.csv") for path in (DATA_DIR / "mmlu" / "test").glob("*.csv")) == list(data.MMLU_SUBJECTS)
+    assert sorted(path.name.removesuffix("_test.csv") for path in (DATA_DIR / "mmlu" / "test").glob("*.csv")) == list(MMLU_SUBJECTS)

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from harness_ext.data import DataError
 from harness_ext.unlearning.api import unlearn
 from harness_ext.unlearning.batches import IGNORE, encode_rows
 from harness_ext.unlearning.commands import add_unlearn_arguments, run_unlearn
 from harness_ext.unlearning.sources import load_training_rows
 from tests.unlearning_fixtures import forget_rows, load, parsed
+from unlearn_tasks.datasource import DataError
 
 QA = [{"question": "Who wrote Ulysses?", "answer": "James Joyce.", "source": "extra fields are dropped"},
       {"question": "Where is Dublin?", "answer": "In Ireland."}]

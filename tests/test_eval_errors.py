@@ -8,8 +8,9 @@ import shutil
 import pytest
 
 from harness_ext.cli import main
-from harness_ext.data import DataError, read_jsonl, tofu_hub_arguments
 from tests.conftest import TOFU_DIR
+from unlearn_tasks.datasource import DataError, read_jsonl
+from unlearn_tasks.tofu.data import tofu_hub_arguments
 
 
 def _eval(model, out, *extra):
@@ -108,7 +109,7 @@ def test_hub_arguments_name_locuslab_tofu():
 
 
 def test_hub_is_used_without_a_local_dir(monkeypatch):
-    from harness_ext import data
+    from unlearn_tasks.tofu import data
 
     calls = []
     monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def byte_model(tmp_path_factory, tofu_data_dir):
     """A 512-token byte-level tiny Llama that memorised the first documents (so matches vary)."""
     import tests.memorised as memorised
-    from harness_ext.data import load_tofu
     from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
+    from unlearn_tasks.tofu.data import load_tofu
 
     rows = list(load_tofu("forget01_perturbed"))
     model, tokenizer = build_tiny_model(tofu_texts(rows), vocab_size=512, seed=0)
@@ -127,7 +127,7 @@ def _is_nan(value) -> bool:
 
 
 def _forget_rows():
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     return load_tofu("forget01_perturbed")
 

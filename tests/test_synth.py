@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness_ext import data
 from harness_ext.demo import synth
+from unlearn_tasks.datasource import DATA_DIR_ENV
+from unlearn_tasks.tofu import data
 
 PLAIN_FIELDS = ["question", "answer"]
 PERTURBED_FIELDS = ["question", "answer", "paraphrased_answer", "perturbed_answer", "paraphrased_question"]
@@ -166,7 +167,7 @@ def test_multiple_choice_rows(bench):
 
 
 def test_every_config_loads_through_the_resolver(bench, monkeypatch, tmp_path):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(bench))
+    monkeypatch.setenv(DATA_DIR_ENV, str(bench))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     for config in data.TOFU_CONFIGS:
         dataset = data.load_tofu(config)

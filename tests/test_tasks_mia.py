@@ -18,14 +18,14 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.models.huggingface import HFLM
 
-from harness_ext.documents import tofu_membership_documents
+from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from harness_ext.evaluation import evaluate, task_manager
 from harness_ext.models import TokenScores, UnlearnHFLM
 from harness_ext.reference import build_reference, describe_entry
-from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
 from tests.conftest import ANCHORS, TOFU_DIR, requires
 from tests.reference_fixtures import DEFAULT_SETTINGS, evaluate_into, forget_samples, write_samples
 from unlearn_tasks import prompts
+from unlearn_tasks.tofu.documents import tofu_membership_documents
 from unlearn_tasks.tofu.reference import FORMAT, RetainReferenceError, load_mia_reference
 
 MIA_TASKS = ("unlearn_tofu_mia_forget01", "unlearn_tofu_mia_forget05", "unlearn_tofu_mia_forget10")
@@ -327,7 +327,7 @@ def test_smollm2_mia_on_forget01_is_near_chance_and_matches_open_unlearning(loca
 
 
 def test_unlearn_all_forget01_runs_every_task_and_keeps_the_group_scores(local_data, tiny):
-    from harness_ext.data import MMLU_SUBJECTS
+    from unlearn_tasks.mmlu.data import MMLU_SUBJECTS
 
     path, model, tokenizer = tiny
     lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, device="cpu")

@@ -1,6 +1,6 @@
 """The unlearn_mmlu tasks (57 subjects, 5-shot) and the unlearn_mmlu_mini subset, run through lm-eval.
 
-Expected values come from the raw CSV files read here with the csv module, not from harness_ext.data.
+Expected values come from the raw CSV files read here with the csv module, not from unlearn_tasks.mmlu.data.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pytest
 from lm_eval.tasks._yaml_loader import load_yaml
 from lm_eval.utils import apply_template
 
-from harness_ext.data import MMLU_SUBJECTS, DataError
 from tests.test_tasks_probes import DATA_DIR, ScriptedLM, evaluate, tiny_hf_model
+from unlearn_tasks.datasource import DataError
+from unlearn_tasks.mmlu.data import MMLU_SUBJECTS
 
 MMLU_DIR = DATA_DIR / "mmlu"
 LETTERS = "ABCD"

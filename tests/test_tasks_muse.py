@@ -10,14 +10,15 @@ import math
 
 import pytest
 
+from harness_ext.demo.tiny_model import build_tiny_model
 from harness_ext.evaluation import evaluate
 from harness_ext.models import UnlearnHFLM
-from harness_ext.demo.tiny_model import build_tiny_model
 from tests import muse_fixtures as fx
 from tests.conftest import SHARED, requires
 from unlearn_metrics import muse
+from unlearn_tasks.datasource import DataError
 from unlearn_tasks.muse.context import ContextLimit
-from unlearn_tasks.muse.data import MuseDataError, load_muse_split
+from unlearn_tasks.muse.data import load_muse_split
 
 NEWS = SHARED / "data" / "muse" / "news"
 
@@ -153,15 +154,15 @@ def test_a_long_text_is_cut_to_the_context_with_one_warning(caplog):
 
 def test_missing_split_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
-    with pytest.raises(MuseDataError, match=r"muse/books/verbmem/forget\.json"):
+    with pytest.raises(DataError, match=r"muse/books/verbmem/forget\.json"):
         load_muse_split("books", "verbmem", "forget")
     bad = tmp_path / "muse" / "news" / "knowmem" / "forget_qa.json"
     bad.parent.mkdir(parents=True)
     bad.write_text('[{"question": "q"}\n,,]', encoding="utf-8")
-    with pytest.raises(MuseDataError, match=r"forget_qa\.json:2"):
+    with pytest.raises(DataError, match=r"forget_qa\.json:2"):
         load_muse_split("news", "knowmem", "forget_qa")
     bad.write_text(json.dumps({"question": "q"}), encoding="utf-8")
-    with pytest.raises(MuseDataError, match="one JSON list"):
+    with pytest.raises(DataError, match="one JSON list"):
         load_muse_split("news", "knowmem", "forget_qa")
 
 

@@ -1,7 +1,7 @@
 """The unlearn_probe_* tasks and the unlearn_probes group, run through lm-eval on the local files.
 
 A scripted model (no network, no weights) prefers a known choice per document, chosen from the raw
-data files read here independently of harness_ext.data, so every accuracy has an exact expected value.
+data files read here independently of unlearn_tasks.probes.data, so every accuracy has an exact expected value.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from lm_eval.api.model import LM
 from lm_eval.tasks import TaskManager
 
-from harness_ext.data import DataError
 from tests.conftest import SHARED
+from unlearn_tasks.datasource import DataError
 
 DATA_DIR = SHARED / "data"
 PROBE_DIR = DATA_DIR / "probes"

@@ -12,10 +12,10 @@ import yaml
 from lm_eval.api.task import ConfigurableTask
 from lm_eval.models.huggingface import HFLM
 
-from harness_ext.evaluation import evaluate, task_manager
 from harness_ext.demo.tiny_model import build_tiny_model
+from harness_ext.evaluation import evaluate, task_manager
 from tests.conftest import SHARED, requires
-from unlearn_tasks.muse.data import MuseDataError
+from unlearn_tasks.datasource import DataError
 from unlearn_tasks.wmdp.data import load_wmdp
 
 WMDP = SHARED / "data" / "wmdp"
@@ -77,9 +77,9 @@ def test_group_is_the_sample_weighted_mean(monkeypatch, random_model):
 
 def test_bad_wmdp_file(tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
-    with pytest.raises(MuseDataError, match=r"wmdp/chem\.json"):
+    with pytest.raises(DataError, match=r"wmdp/chem\.json"):
         load_wmdp("chem")
     (tmp_path / "wmdp").mkdir()
     (tmp_path / "wmdp" / "chem.json").write_text(json.dumps([{"question": "q", "choices": ["a", "b"], "answer": 0}]))
-    with pytest.raises(MuseDataError, match="row 0"):
+    with pytest.raises(DataError, match="row 0"):
         load_wmdp("chem")

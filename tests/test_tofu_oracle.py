@@ -13,7 +13,7 @@ import torch
 from rouge_score import rouge_scorer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness_ext.data import load_tofu
+from unlearn_tasks.tofu.data import load_tofu
 
 UTILITY_DOCS = list(range(8)) + [400, 401, 402, 500, 501, 502]  # retain, real authors, world facts
 FORGET_DOCS = 12
@@ -104,7 +104,7 @@ def expected_forget(oracle, tofu_data_dir):
 
 @pytest.fixture(scope="module")
 def expected_utility(oracle, tofu_data_dir):
-    from harness_ext.documents import tofu_utility_documents
+    from unlearn_tasks.tofu.documents import tofu_utility_documents
 
     docs = [tofu_utility_documents()["test"][i] for i in UTILITY_DOCS]
     values = {}
@@ -163,7 +163,7 @@ def test_plain_hf_fallback_matches_direct_computation(memorised_model, expected_
 
 def _unique_work():
     """Unique (context + continuation) texts and unique generation prompts the two tasks need."""
-    from harness_ext.documents import tofu_utility_documents
+    from unlearn_tasks.tofu.documents import tofu_utility_documents
 
     forget = list(load_tofu("forget01_perturbed"))[:FORGET_DOCS]
     utility = [tofu_utility_documents()["test"][i] for i in UTILITY_DOCS]

@@ -11,9 +11,9 @@ import argparse
 
 import torch
 
-from harness_ext.data import load_refusals, load_tofu
 from harness_ext.unlearning.checkpoint import load_model
 from unlearn_tasks.prompts import training_text
+from unlearn_tasks.tofu.data import load_refusals, load_tofu
 
 RETAIN_QUESTIONS = 40  # the retain questions the memorised model was trained on
 

@@ -94,7 +94,7 @@ def data_source(ledger: Ledger, config, work: Path) -> Source:
 def base_model(ledger: Ledger, config, work: Path, data: Source) -> Source:
     """The tiny Llama with a tokenizer trained on the data's texts, or the real base model as given."""
     from harness_ext.demo.tiny_model import tofu_texts
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     if not config.tiny:
         return Source(config.model, digest_of({"model": config.model}))
@@ -111,7 +111,7 @@ def base_model(ledger: Ledger, config, work: Path, data: Source) -> Source:
 
 def training_data(split: str, general: tuple[str, ...]):
     """``tofu:<split>``, or its question/answer rows followed by those of the general-fact sets."""
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     if not general:
         return f"tofu:{split}"
@@ -137,7 +137,7 @@ def unlearned(ledger: Ledger, config, work: Path, target: Source, data: Source, 
     """``method`` on the forget set from the target; ``mix`` calibrates α to τ × the target's retain ES."""
     from harness_ext.unlearning.api import unlearn
     from harness_ext.unlearning.metric import MetricSpec
-    from harness_ext.data import load_tofu
+    from unlearn_tasks.tofu.data import load_tofu
 
     settings = {**config.unlearn, **config.method_settings.get(method, {})}
     tau = None if control == "none" else config.tau

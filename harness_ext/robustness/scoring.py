@@ -56,7 +56,7 @@ class ScoringSettings:
         """The lm-eval calls: (task kinds, limit). The forget and utility tasks are read up to ``limit`` and the
         utility task at most up to its last retain document (they come first; the others are not used); the MIA
         task (log-likelihoods only, no generation) is read whole, so its AUC compares every member."""
-        from harness_ext.data import load_tofu
+        from unlearn_tasks.tofu.data import load_tofu
 
         retain = len(load_tofu("retain_perturbed"))
         if self.limit is not None and self.limit <= retain:
@@ -66,7 +66,8 @@ class ScoringSettings:
 
 def data_digest() -> str:
     """SHA-256 of the local TOFU files (``$UNLEARN_DATA_DIR/tofu/*.jsonl``), or the hub's name."""
-    from harness_ext.data import TOFU_HUB_PATH, local_data_dir
+    from unlearn_tasks.datasource import local_data_dir
+    from unlearn_tasks.tofu.data import TOFU_HUB_PATH
 
     folder = local_data_dir()
     if folder is None:

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 
-from harness_ext.data import DataError
 from harness_ext.unlearning.config import TrainConfig, UnlearnError
 from harness_ext.unlearning.control import CONTROLS, ControlConfig
 from harness_ext.unlearning.losses import METHODS
 from harness_ext.unlearning.metric import MetricSpec
+from unlearn_tasks.datasource import DataError
 
 TRAIN_FLAGS = {
     "lr": (float, "AdamW learning rate"),

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness_ext.data import DataError, load_tofu, parse_data_spec, read_jsonl
-from unlearn_tasks.muse.data import HUB as MUSE_HUB, MuseDataError, load_muse_split
+from unlearn_tasks.datasource import DataError, read_jsonl
+from unlearn_tasks.muse.data import HUB as MUSE_HUB, load_muse_split
+from unlearn_tasks.tofu.data import load_tofu, parse_data_spec
 
 QA_FIELDS = ("question", "answer")
 SPEC_FORMS = "tofu:<config>, muse:<corpus>/<config>/<split> (corpus: news, books) or file:PATH (.json or .jsonl)"
@@ -66,10 +67,7 @@ def file_rows(path: Path) -> list[dict]:
 
 def muse_rows(corpus: str, config: str, split: str) -> list[dict]:
     """A MUSE config/split as training rows, resolved as the MUSE tasks resolve it (local file, else the hub)."""
-    try:
-        rows = load_muse_split(corpus, config, split)
-    except MuseDataError as error:
-        raise DataError(str(error)) from None
+    rows = load_muse_split(corpus, config, split)
     source = f"{MUSE_HUB[corpus]} {config}/{split}"
     return [training_row(row, f"{source} row {number}") for number, row in enumerate(rows, 1)]
 

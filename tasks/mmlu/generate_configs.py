@@ -1,4 +1,4 @@
-"""Write the per-subject MMLU task YAMLs and the two group YAMLs from ``harness_ext.data.MMLU_SUBJECTS``.
+"""Write the per-subject MMLU task YAMLs and the two group YAMLs from ``unlearn_tasks.mmlu.data.MMLU_SUBJECTS``.
 
 Run from anywhere: ``python tasks/mmlu/generate_configs.py``. It rewrites, in this folder,
 ``unlearn_mmlu_<subject>.yaml`` (all test questions), ``unlearn_mmlu_mini_<subject>.yaml`` (every
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness_ext.data import MMLU_SUBJECTS
+from unlearn_tasks.mmlu.data import MMLU_SUBJECTS
 
 FOLDER = Path(__file__).resolve().parent
 MINI_STRIDE = 10

@@ -4,59 +4,27 @@ documents each MUSE task evaluates."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import datasets
 
-DATA_DIR_ENV = "UNLEARN_DATA_DIR"
+from unlearn_tasks.datasource import DataError, local_data_dir, local_file, read_json_list
+
 HUB = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
-
-
-class MuseDataError(ValueError):
-    """A missing or malformed MUSE split; the message names the file."""
-
-
-def local_json(*parts: str) -> Path | None:
-    """``$UNLEARN_DATA_DIR/<parts>`` (must exist), or None when the variable is unset (use the hub)."""
-    root = os.environ.get(DATA_DIR_ENV)
-    if not root:
-        return None
-    path = Path(root).expanduser().joinpath(*parts)
-    if not path.is_file():
-        raise MuseDataError(
-            f"data file not found: {path} (from {DATA_DIR_ENV}={root}); expected the layout "
-            f"$UNLEARN_DATA_DIR/{'/'.join(parts)}, or unset {DATA_DIR_ENV} to use the hub"
-        )
-    return path
-
-
-def read_json_list(path: Path) -> list:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise MuseDataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if not isinstance(rows, list):
-        raise MuseDataError(f"{path}: expected one JSON list of rows, got {type(rows).__name__}")
-    return rows
 
 
 def load_muse_split(corpus: str, config: str, split: str) -> list:
     """One MUSE split as a list of rows (dicts, or plain strings for ``privleak`` and ``raw``)."""
     if corpus not in HUB:
-        raise MuseDataError(f"unknown MUSE corpus {corpus!r}; known: {', '.join(HUB)}")
-    path = local_json("muse", corpus, config, f"{split}.json")
-    if path is not None:
-        return read_json_list(path)
+        raise DataError(f"unknown MUSE corpus {corpus!r}; known: {', '.join(HUB)}")
+    if local_data_dir() is not None:
+        return read_json_list(local_file("muse", f"{corpus}/{config}/{split}.json"))
     rows = datasets.load_dataset(HUB[corpus], config, split=split)
     return [row["text"] if set(row) == {"text"} else dict(row) for row in rows]
 
 
-def require_fields(rows: list, fields: tuple[str, ...], source: str) -> None:
+def require_text_fields(rows: list, fields: tuple[str, ...], source: str) -> None:
     for number, row in enumerate(rows):
         if not isinstance(row, dict) or any(not isinstance(row.get(field), str) for field in fields):
-            raise MuseDataError(f"{source}: row {number} must be an object with string fields {', '.join(fields)}")
+            raise DataError(f"{source}: row {number} must be an object with string fields {', '.join(fields)}")
 
 
 def _dataset(documents: list[dict]) -> dict[str, datasets.Dataset]:
@@ -65,7 +33,7 @@ def _dataset(documents: list[dict]) -> dict[str, datasets.Dataset]:
 
 def verbmem_documents(corpus: str, **_) -> dict[str, datasets.Dataset]:
     rows = load_muse_split(corpus, "verbmem", "forget")
-    require_fields(rows, ("prompt", "gt"), f"MUSE {corpus} verbmem/forget")
+    require_text_fields(rows, ("prompt", "gt"), f"MUSE {corpus} verbmem/forget")
     return _dataset([{"split": "forget", "index": i, "prompt": r["prompt"], "gt": r["gt"]} for i, r in enumerate(rows)])
 
 
@@ -74,7 +42,7 @@ def knowmem_documents(corpus: str, split: str, **_) -> dict[str, datasets.Datase
     rows = load_muse_split(corpus, "knowmem", f"{split}_qa")
     examples = load_muse_split(corpus, "knowmem", f"{split}_qa_icl")
     for name, part in ((f"{split}_qa", rows), (f"{split}_qa_icl", examples)):
-        require_fields(part, ("question", "answer"), f"MUSE {corpus} knowmem/{name}")
+        require_text_fields(part, ("question", "answer"), f"MUSE {corpus} knowmem/{name}")
     icl = [{"question": r["question"], "answer": r["answer"]} for r in examples]
     return _dataset([{"split": split, "index": i, "question": r["question"], "answer": r["answer"], "icl": icl}
                      for i, r in enumerate(rows)])
@@ -87,7 +55,7 @@ def privleak_documents(corpus: str, **_) -> dict[str, datasets.Dataset]:
     for split, texts in parts.items():
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str) or not text), None)
         if bad is not None:
-            raise MuseDataError(f"MUSE {corpus} privleak/{split}: row {bad} must be a non-empty string")
+            raise DataError(f"MUSE {corpus} privleak/{split}: row {bad} must be a non-empty string")
     documents = []
     for index in range(max(map(len, parts.values()))):
         for split, texts in parts.items():

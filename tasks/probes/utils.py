@@ -1,4 +1,4 @@
-"""HellaSwag's document cleaning, as lm-eval's hellaswag task does it (loaded from this folder by the YAML)."""
+"""HellaSwag's document cleaning, as lm-eval's hellaswag task does it (the YAML's ``process_docs``)."""
 
 from __future__ import annotations
 

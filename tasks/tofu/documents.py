@@ -9,7 +9,8 @@ import itertools
 
 import datasets
 
-from harness_ext.data import DataError, load_tofu
+from unlearn_tasks.datasource import DataError
+from unlearn_tasks.tofu.data import load_tofu
 
 PERTURBED_FIELDS = ("question", "answer", "perturbed_answer")
 UTILITY_SPLITS = {"retain": "retain_perturbed", "ra": "real_authors_perturbed", "wf": "world_facts_perturbed"}
