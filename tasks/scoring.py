@@ -26,7 +26,7 @@ from unlearn_tasks.tokenization import PROBE_KWARGS, LmEvalTokenization, TokenRe
 
 
 @dataclass(frozen=True)
-class Sequence:
+class ScoredSequence:
     """A continuation scored after a context. ``per_token``: per-token greedy matches are needed."""
 
     name: str
@@ -65,7 +65,7 @@ class PlannedSequence:
     """Where a sequence's responses are: its loglikelihood request indices, the tokens each scores
     (plain path: :class:`TokenRequests`) and its probes ({token: (request index, expected text)})."""
 
-    sequence: Sequence
+    sequence: ScoredSequence
     indices: list[int]
     requests: TokenRequests
     probes: dict[int, tuple[int, str]]
@@ -86,7 +86,7 @@ class RequestBuilder:
         self.token_details = token_details
         self.tokenizer_args = tokenizer_args or {}
 
-    def build(self, doc: dict, sequences: list[Sequence], generations: dict[str, tuple[str, dict]], **kwargs):
+    def build(self, doc: dict, sequences: list[ScoredSequence], generations: dict[str, tuple[str, dict]], **kwargs):
         instances, plan = [], Plan({}, {})
 
         def add(kind: str, arguments: tuple) -> int:
@@ -103,7 +103,7 @@ class RequestBuilder:
             plan.generations[name] = add("generate_until", (context, dict(generation_kwargs)))
         return instances, plan
 
-    def _requests(self, sequence: Sequence) -> TokenRequests:
+    def _requests(self, sequence: ScoredSequence) -> TokenRequests:
         if self.token_details or not sequence.per_token:
             return TokenRequests([(sequence.context, sequence.continuation)], [0], [0])
         return self.tokenizer.token_requests(sequence.context, sequence.continuation)

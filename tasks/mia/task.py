@@ -11,7 +11,7 @@ import functools
 
 from unlearn_metrics import mia
 from unlearn_tasks.mia import aggregations
-from unlearn_tasks.scoring import Scores, Sequence
+from unlearn_tasks.scoring import ScoredSequence, Scores
 from unlearn_tasks.tofu.reference import load_mia_reference
 from unlearn_tasks.tofu.task import TofuTask
 
@@ -36,7 +36,7 @@ class MembershipTask(TofuTask):
 
     def requests_for(self, doc, prompting):
         context = prompting.context(doc["question"])
-        return [Sequence("answer", context, prompting.continuation(doc["answer"]), per_token=True)], {}
+        return [ScoredSequence("answer", context, prompting.continuation(doc["answer"]), per_token=True)], {}
 
     def metrics_for(self, doc, prompting, scores, texts):
         answer = attacked_tokens(prompting, scores["answer"])

@@ -16,7 +16,7 @@ from unlearn_metrics import mia, muse
 from unlearn_tasks import prompts
 from unlearn_tasks.muse import aggregations
 from unlearn_tasks.muse.context import ContextLimit
-from unlearn_tasks.scoring import RequestBuilder, Sequence
+from unlearn_tasks.scoring import RequestBuilder, ScoredSequence
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class MuseTask(ConfigurableTask):
             raise ValueError(f"{self.config.task} needs the model's tokenizer: pass pretrained=<path or hub id> in --model_args")
         return AutoTokenizer.from_pretrained(name, trust_remote_code=bool(self.metadata.get("trust_remote_code")))
 
-    def requests_for(self, doc) -> tuple[list[Sequence], dict[str, tuple[str, dict]]]:
+    def requests_for(self, doc) -> tuple[list[ScoredSequence], dict[str, tuple[str, dict]]]:
         raise NotImplementedError
 
     def metrics_for(self, doc, scores, texts) -> dict:
@@ -141,7 +141,7 @@ class PrivleakTask(MuseTask):
         return ContextLimit(self.tokenizer, self.metadata)
 
     def requests_for(self, doc):
-        return [Sequence("text", "", self.limit.fit(doc["text"]), per_token=True)], {}
+        return [ScoredSequence("text", "", self.limit.fit(doc["text"]), per_token=True)], {}
 
     def metrics_for(self, doc, scores, texts):
         text = scores["text"]

@@ -14,7 +14,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from unlearn_metrics import rouge, tofu
 from unlearn_tasks import attacks, chat, prompts, scoring
-from unlearn_tasks.scoring import RequestBuilder, Scores, Sequence
+from unlearn_tasks.scoring import RequestBuilder, ScoredSequence, Scores
 from unlearn_tasks.tofu import aggregations
 from unlearn_tasks.tofu.prompting import Prompting, make_prompting
 from unlearn_tasks.tofu.reference import RetainReference, chat_template_setting, load_reference
@@ -140,13 +140,14 @@ class TofuTask(ConfigurableTask):
         raise NotImplementedError
 
 
-def _qa_sequences(doc, prompting: Prompting, correct: str, perturbed: list[str]) -> list[Sequence]:
+def _qa_sequences(doc, prompting: Prompting, correct: str, perturbed: list[str]) -> list[ScoredSequence]:
     """The answer (per token), the truth-ratio's correct answer (if another text) and the perturbed answers."""
     context = prompting.context(doc["question"])
-    sequences = [Sequence("answer", context, prompting.continuation(doc["answer"]), per_token=True)]
+    sequences = [ScoredSequence("answer", context, prompting.continuation(doc["answer"]), per_token=True)]
     if correct != "answer":
-        sequences.append(Sequence(correct, context, prompting.continuation(doc[correct])))
-    sequences += [Sequence(f"perturbed_{i}", context, prompting.continuation(text)) for i, text in enumerate(perturbed)]
+        sequences.append(ScoredSequence(correct, context, prompting.continuation(doc[correct])))
+    sequences += [ScoredSequence(f"perturbed_{i}", context, prompting.continuation(text))
+                  for i, text in enumerate(perturbed)]
     return sequences
 
 
@@ -186,7 +187,8 @@ class TofuForgetTask(TofuTask):
     def requests_for(self, doc, prompting):
         sequences = _qa_sequences(doc, prompting, "paraphrased_answer", doc["perturbed_answer"])
         para_context = prompting.context(doc["paraphrased_question"])
-        sequences.append(Sequence("para_answer", para_context, prompting.continuation(doc["answer"]), per_token=True))
+        para_answer = prompting.continuation(doc["answer"])
+        sequences.append(ScoredSequence("para_answer", para_context, para_answer, per_token=True))
         generations = {"answer": prompting.generation(doc["question"])}
         if not prompting.open_unlearning:
             generations["para_answer"] = prompting.generation(doc["paraphrased_question"])
