@@ -42,28 +42,17 @@ def evaluate(lm, tasks: list[str], *, limit: int | float | None = None, metadata
     """
     import lm_eval
 
+    from harness_ext.lm_eval_internals import without_env_info
+
     metadata = dict(metadata or {})
     if getattr(lm, "returns_token_details", False):
         metadata.setdefault("token_details", True)
     metadata.setdefault("pretrained", getattr(lm.tokenizer, "name_or_path", None))
-    with contextlib.nullcontext() if env_info else _without_env_info():
+    with contextlib.nullcontext() if env_info else without_env_info():
         return lm_eval.simple_evaluate(
             model=lm, tasks=list(tasks), task_manager=task_manager(metadata), limit=limit,
             log_samples=log_samples, **simple_evaluate_kwargs,
         )
-
-
-@contextlib.contextmanager
-def _without_env_info():
-    """``simple_evaluate`` calls ``add_env_info`` unconditionally; this makes it a no-op for one call."""
-    import lm_eval.evaluator
-
-    original = lm_eval.evaluator.add_env_info
-    lm_eval.evaluator.add_env_info = lambda results: None
-    try:
-        yield
-    finally:
-        lm_eval.evaluator.add_env_info = original
 
 
 def run_eval(argv: list[str]) -> int:
@@ -76,20 +65,20 @@ def run_eval(argv: list[str]) -> int:
     """
     import harness_ext.mixing  # noqa: F401  (registers unlearn_mix)
     import harness_ext.models  # noqa: F401  (registers unlearn_hf)
-    from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
+    from harness_ext.lm_eval_internals import index_without_defaults, run_command
+
     setup_logging()
-    cli = HarnessCLI()
-    args = cli._parser.parse_args(["run", *argv])
+    args, execute = run_command(argv)
     if args.tasks in (["list"], "list"):
         return _list_tasks()
     own_only = _only_our_tasks(args.tasks, args.include_path)
     _adapt(args)
     _register_engine(args.model)
     _check_checkpoint(args.model_args)
-    with _index_without_defaults() if own_only else contextlib.nullcontext():
-        cli.execute(args)
+    with index_without_defaults() if own_only else contextlib.nullcontext():
+        execute(args)
     return 0
 
 
@@ -99,25 +88,6 @@ def _only_our_tasks(tasks, include_path) -> bool:
     return bool(names) and not include_path and all(
         name.startswith(OWN_TASK_PREFIX) and not name.endswith(".yaml") for name in names
     )
-
-
-@contextlib.contextmanager
-def _index_without_defaults():
-    """lm-eval's ``run`` indexes its ~15,000 built-in task YAMLs (6–8 s) before every evaluation; when only
-    our tasks are asked for, the TaskManager it builds indexes only our folder (``include_defaults=False``)."""
-    import lm_eval.tasks
-
-    full = lm_eval.tasks.TaskManager
-
-    class OwnTaskManager(full):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "include_defaults": False})
-
-    lm_eval.tasks.TaskManager = OwnTaskManager
-    try:
-        yield
-    finally:
-        lm_eval.tasks.TaskManager = full
 
 
 def _adapt(args: argparse.Namespace) -> None:

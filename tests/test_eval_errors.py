@@ -138,3 +138,9 @@ def test_unwritable_output_is_one_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot write"):
         atomic_write_text(blocker / "inside" / "out.json", "{}")
+
+
+def test_request_cache_is_refused_in_one_line(memorised_model, tmp_path, capsys, tofu_data_dir):
+    out = tmp_path / "out"
+    code = _eval(memorised_model, out, "--cache_requests", "true")
+    _fails_cleanly(capsys, code, out, "unlearn_tofu_forget01 cannot use lm-eval's request cache")

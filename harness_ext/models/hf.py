@@ -21,6 +21,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from harness_ext.models.batch_size import scoring_batch_size
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
 from harness_ext.models.head_scoring import HeadScorer, PositionScores
 
@@ -102,7 +103,7 @@ class UnlearnHFLM(HFLM):
         for tokens, (length, moments) in needed.items():
             groups.setdefault(tokens[:-1], []).append((tokens, length, moments))
         order = sorted(groups, key=len, reverse=True)
-        batch_size = int(self.batch_size) if str(self.batch_size) != "auto" else 8
+        batch_size = scoring_batch_size(self, order)
         scored = {}
         with tqdm(total=len(order), disable=disable_tqdm or self.rank != 0, desc="Scoring unique sequences") as bar:
             for start in range(0, len(order), batch_size):

@@ -16,6 +16,7 @@ from unlearn_metrics import mia, muse
 from unlearn_tasks import prompts
 from unlearn_tasks.muse import aggregations
 from unlearn_tasks.muse.context import ContextLimit
+from unlearn_tasks.request_cache import NoRequestCache
 from unlearn_tasks.scoring import RequestBuilder, ScoredSequence
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def greedy(max_new_tokens: int, until: list[str]) -> dict:
     return {"until": list(until), "max_gen_toks": max_new_tokens, "do_sample": False, "temperature": 0.0}
 
 
-class MuseTask(ConfigurableTask):
+class MuseTask(NoRequestCache, ConfigurableTask):
     """Shared parts: each document's requests built once (``RequestBuilder``) and read back into metrics;
     plain prompts only; generations are read unstripped (MUSE does not strip)."""
 

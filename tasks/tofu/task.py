@@ -14,6 +14,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from unlearn_metrics import rouge, tofu
 from unlearn_tasks import attacks, chat, prompts, scoring
+from unlearn_tasks.request_cache import NoRequestCache
 from unlearn_tasks.scoring import RequestBuilder, ScoredSequence, Scores
 from unlearn_tasks.tofu import aggregations
 from unlearn_tasks.tofu.prompting import Prompting, make_prompting
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 MATCH_KEYS = frozenset({"es", "em", "es_para", "es_retain", "em_retain"})
 
 
-class TofuTask(ConfigurableTask):
+class TofuTask(NoRequestCache, ConfigurableTask):
     """Shared machinery: builds each document's requests once and reads them back into metrics."""
 
     retain_reference: RetainReference | None = None  # metadata retain_ref, loaded by the tasks that use it
