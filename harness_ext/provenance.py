@@ -19,13 +19,13 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from unlearn_tasks.datasource import local_data_dir
+
 PACKAGE = "unlearn-bench"
 CODE_PACKAGES = ("unlearn_metrics", "unlearn_tasks", "harness_ext")
-DATA_DIR_ENV = "UNLEARN_DATA_DIR"
 #: Task-name prefix → the data folder (under ``$UNLEARN_DATA_DIR``) its tasks read; longest prefix first.
 DATA_FAMILIES = (
     ("unlearn_tofu_", "tofu"),
@@ -96,10 +96,9 @@ def data_fingerprint(tasks: list[str]) -> dict:
     hub, the dataset ids are in the code (see :func:`code_fingerprint`).
     """
     folders = data_folders(tasks)
-    value = os.environ.get(DATA_DIR_ENV)
-    if not value:
+    root = local_data_dir()
+    if root is None:
         return {"source": "hub", "folders": folders}
-    root = Path(value).expanduser().resolve()
     return {"source": str(root), "folders": folders, "content": _folders_digest(root, folders)}
 
 
