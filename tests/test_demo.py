@@ -1,4 +1,4 @@
-"""``unlearn-bench demo --quick`` end to end, the resumable steps, and the presets.
+"""``unlearn-bench demo --quick`` end to end, and the presets (the resumable steps: tests/test_demo_steps.py).
 
 The end-to-end facts are read from the lm-eval results files the demo wrote (not from its summary),
 then checked against the leaderboard it built from them.
@@ -17,7 +17,6 @@ import pytest
 from harness_ext.demo.presets import QUICK_METHODS, TOFU_TASKS, demo_config
 from harness_ext.demo.robustness import PRESETS as ROBUSTNESS_PRESETS
 from harness_ext.demo.run import run_demo
-from harness_ext.demo.steps import Ledger, Step, forget_stamps
 from harness_ext.unlearning.config import UnlearnError
 
 FORGET_TASK, UTILITY_TASK = "unlearn_tofu_forget10", "unlearn_tofu_utility"
@@ -105,54 +104,6 @@ def test_quick_demo_times_its_phases_and_resumes_without_redoing_anything(quick_
     assert {path: path.stat().st_mtime_ns for path in sorted((out / "work" / "runs").rglob("results_*.json"))} == before
 
 
-# ---- the resumable steps --------------------------------------------------------------------------
-
-def write_text(text: str):
-    def build(out: Path) -> None:
-        out.write_text(text)
-    return build
-
-
-def test_a_step_is_made_once_and_again_when_its_configuration_changes(tmp_path):
-    ledger = Ledger(log=lambda line: None)
-    step = Step("phase", "file", tmp_path / "out.txt", {"lr": 1})
-    ledger.ensure(step, write_text("first"))
-    ledger.ensure(step, write_text("second"))
-    assert step.output.read_text() == "first"
-    assert [entry.made_now for entry in ledger.times] == [True, False]
-
-    changed = Step("phase", "file", tmp_path / "out.txt", {"lr": 2})
-    ledger.ensure(changed, write_text("third"))
-    assert changed.output.read_text() == "third"
-    assert json.loads(changed.stamp.read_text())["digest"] == changed.digest
-
-
-def test_an_interrupted_step_is_made_again(tmp_path):
-    ledger = Ledger(log=lambda line: None)
-    step = Step("phase", "file", tmp_path / "out.txt", {"lr": 1})
-    ledger.ensure(step, write_text("old"))
-    changed = Step("phase", "file", tmp_path / "out.txt", {"lr": 2})
-
-    def interrupted(out: Path) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        ledger.ensure(changed, interrupted)
-    assert not changed.stamp.exists() and step.valid_stamp() is None  # the old output is no longer trusted
-    ledger.ensure(changed, write_text("new"))
-    assert changed.output.read_text() == "new"
-
-
-def test_fresh_forgets_every_stamp(tmp_path):
-    ledger = Ledger(log=lambda line: None)
-    steps = [Step("phase", name, tmp_path / sub / name, {}) for sub, name in (("a", "x"), ("b", "y"))]
-    for step in steps:
-        step.output.parent.mkdir()
-        ledger.ensure(step, write_text(step.name))
-    assert forget_stamps(tmp_path) == 2
-    assert all(step.valid_stamp() is None for step in steps)
-
-
 # ---- presets --------------------------------------------------------------------------------------
 
 def test_presets(monkeypatch, tmp_path):
@@ -181,3 +132,23 @@ def test_a_data_folder_without_tofu_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="no tofu/ folder"):
         run_demo(demo_config(data=str(tmp_path / "nothing")), tmp_path / "out", log=lambda line: None)
     assert os.environ.get("UNLEARN_CACHE_DIR") != str(tmp_path / "out" / "work" / "cache")  # environment restored
+
+
+def test_the_demo_modules_import_one_way():
+    """Each module of harness_ext.demo imports only those before it in this order (no circle)."""
+    import ast
+
+    import harness_ext.demo
+
+    order = ["synth", "tiny_model", "presets", "steps", "robustness", "scoring", "phases", "run", "command"]
+    folder = Path(harness_ext.demo.__file__).parent
+    assert sorted(path.stem for path in folder.glob("*.py") if path.stem != "__init__") == sorted(order)
+    for position, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "harness_ext.demo":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness_ext.demo."):
+                imported.add(node.module.split(".")[2])
+        assert imported <= set(order[:position]), (name, imported - set(order[:position]))

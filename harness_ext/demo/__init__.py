@@ -14,7 +14,9 @@ Modules, each importing only those before it:
   (the tiny Llama and its tokenizer): standalone, also used by tests and benchmarks;
 - :mod:`~harness_ext.demo.presets`: the constants and :class:`~harness_ext.demo.presets.DemoConfig`;
 - :mod:`~harness_ext.demo.steps`: resumable, stamped steps;
-- :mod:`~harness_ext.demo.robustness`, then :mod:`~harness_ext.demo.phases`: the phases in order;
+- :mod:`~harness_ext.demo.robustness` and :mod:`~harness_ext.demo.scoring`: the robustness study, the
+  evaluations and the leaderboard;
+- :mod:`~harness_ext.demo.phases`: the pipeline (data, base model, fine-tuning, unlearning, then those);
 - :mod:`~harness_ext.demo.run`: the environment, the pipeline and its timings;
 - :mod:`~harness_ext.demo.command`: the ``unlearn-bench demo`` options.
 """

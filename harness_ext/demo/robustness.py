@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_ext.demo.presets import FORGET, RETAIN
-from harness_ext.demo.steps import Ledger, Step
-from harness_ext.provenance import package_version
+from harness_ext.demo.steps import Ledger, Source, Step
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,8 @@ def study_config(config, preset: StudyPreset):
         scoring=ScoringSettings(forget=FORGET, limit=preset.limit, batch_size=config.eval_batch_size, device=device))
 
 
-def robustness(ledger: Ledger, config, out: Path, work: Path, models: dict) -> None:
-    """``robustness.md``/``.csv``/``.json``/``.png`` in ``out`` for the demo's ``models`` (name → Source)."""
+def robustness(ledger: Ledger, config, out: Path, work: Path, models: dict[str, Source], data: Source) -> None:
+    """``robustness.md``/``.csv``/``.json``/``.png`` in ``out`` for the demo's ``models``, on the TOFU ``data``."""
     from dataclasses import asdict
 
     from harness_ext.robustness import run_study
@@ -65,7 +64,7 @@ def robustness(ledger: Ledger, config, out: Path, work: Path, models: dict) -> N
     step = Step("robustness", f"robustness study: {len(family)} models × {len(preset.attacks)} attacks",
                 out / "robustness.md",
                 {"models": {name: source.digest for name, source in models.items()}, "preset": asdict(preset),
-                 "study": asdict(study), "version": package_version()},
+                 "study": asdict(study), "data": data.digest},
                 stamp_dir=work)
 
     def build(_) -> None:

@@ -1,38 +1,50 @@
 """The demo's resumable steps: each output is made atomically and stamped with the hash of what made it.
 
-A :class:`Step` is one output (a data folder, a checkpoint, an lm-eval run, a file) and the
-configuration that determines it. Its stamp, ``<output>.demo.json`` beside the output, holds the
-configuration's SHA-256 and the seconds the output took. :meth:`Ledger.ensure` skips a step whose
-output exists with a matching stamp and otherwise rebuilds it (the builders all write through a
-temporary sibling and a rename), then writes the stamp. An interrupt leaves the previous output or
-none, never half of one; an output without its stamp is made again. See docs/demo.md.
+A :class:`Step` is one output (a data folder, a checkpoint, an lm-eval run, a file) and what
+determines it: its configuration (settings, the digests of the outputs it reads, the fingerprint of the
+data it reads) and the fingerprint of our code (:func:`harness_ext.provenance.code_fingerprint`), so an
+edit to the code or the data redoes the steps it can change. Its stamp, ``<output>.demo.json`` beside
+the output, holds their SHA-256, the ingredients themselves and the seconds the output took.
+:meth:`Ledger.ensure` skips a step whose output exists with a matching stamp and otherwise rebuilds it
+(the builders all write through a temporary sibling and a rename), then writes the stamp. An interrupt
+leaves the previous output or none, never half of one; an output without its stamp is made again. See docs/demo.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness_ext.io import atomic_write_json
+from harness_ext.provenance import code_fingerprint, data_fingerprint, digest
 
 STAMP_SUFFIX = ".demo.json"
 
 
-def digest_of(config: dict) -> str:
-    """SHA-256 of the configuration's canonical JSON."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+@dataclass(frozen=True)
+class Source:
+    """A model or data set the next steps read: where it is (a path or a hub id) and what determines it."""
+
+    location: str
+    digest: str
+
+
+def data_digest(tasks: list[str]) -> str:
+    """What the data ``tasks`` read is: its source and, for local data, the content of their folders."""
+    return digest(data_fingerprint(list(tasks)))
 
 
 @dataclass(frozen=True)
 class Step:
     """One output of the demo, the phase it belongs to, and the configuration that determines it.
 
-    ``config`` should contain the digests of the steps it reads, so that a change upstream redoes it.
+    ``config`` should contain the digests of the steps it reads and, when it reads data, the data's
+    digest (:func:`data_digest`), so that a change upstream redoes it. ``code`` is taken when the step
+    is declared.
     """
 
     phase: str
@@ -40,10 +52,15 @@ class Step:
     output: Path
     config: dict
     stamp_dir: Path | None = None  # default: beside the output
+    code: str = field(default_factory=lambda: code_fingerprint())  # the name is looked up per step
+
+    @property
+    def ingredients(self) -> dict:
+        return {**self.config, "code": self.code}
 
     @property
     def digest(self) -> str:
-        return digest_of(self.config)
+        return digest(self.ingredients)
 
     @property
     def stamp(self) -> Path:
@@ -89,7 +106,8 @@ class Ledger:
         start = time.perf_counter()
         build(step.output)
         seconds = time.perf_counter() - start
-        atomic_write_json(step.stamp, {"digest": step.digest, "seconds": round(seconds, 3), "config": step.config})
+        atomic_write_json(step.stamp, {"digest": step.digest, "seconds": round(seconds, 3),
+                                        "ingredients": step.ingredients})
         self.log(f"[demo] {step.name}: {seconds:.1f} s")
         self.times.append(StepTime(step.phase, step.name, seconds, made_now=True))
         return step.output
