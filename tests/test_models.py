@@ -178,9 +178,11 @@ def _left_padded(tokenizer, prompts: list[str]) -> tuple[torch.Tensor, torch.Ten
     return encoded.input_ids, encoded.attention_mask
 
 
-def test_greedy_generation_is_token_identical_to_hf_generate(special_tokens):
+@pytest.mark.parametrize("rows", [None, 3])
+def test_greedy_generation_is_token_identical_to_hf_generate(special_tokens, rows):
     """Each row equals ``model.generate``'s greedy row up to its own end (EOS, or the token that completes
-    a stop string), then padding; the row-steps forwarded are the tokens the rows needed."""
+    a stop string), then padding; the row-steps forwarded are the tokens the rows needed — also when only
+    3 rows decode at once and finished rows are replaced by the next prompts."""
     model, tokenizer = special_tokens
     inputs, mask = _left_padded(tokenizer, [context + choice for context in CONTEXTS for choice in CHOICES[:4]])
     pad, eos, width = tokenizer.pad_token_id, tokenizer.eos_token_id, inputs.shape[1]
@@ -189,13 +191,16 @@ def test_greedy_generation_is_token_identical_to_hf_generate(special_tokens):
     # a stop string: the text of a token some rows generate (not first) and others do not
     counts = Counter(token for row in expected.tolist() for token in set(row[1:]) if token not in (pad, eos))
     stop = tokenizer.decode([next(token for token, count in counts.most_common() if count < len(expected))])
-    got, row_steps = generate_greedy(model, inputs, mask, 24, StopCheck(tokenizer, [stop], {eos}), pad)
+    done = []
+    got, row_steps = generate_greedy(model, inputs, mask, 24, StopCheck(tokenizer, [stop], {eos}), pad,
+                                     rows=rows, on_done=done.append)
     ends = []
     for row, new in zip(expected.tolist(), got[:, width:].tolist()):
         end = next((i + 1 for i in range(len(row)) if row[i] == eos or stop in tokenizer.decode(row[: i + 1])), len(row))
         assert new[:end] == row[:end] and set(new[end:]) <= {pad}
         ends.append(end)
     assert len(set(ends)) > 1 and row_steps == sum(ends) < len(ends) * 24
+    assert sum(done) == len(ends) and got.shape[1] == width + max(ends)
 
 
 def test_generate_until_answers_as_hflm(special_tokens):
@@ -206,6 +211,22 @@ def test_generate_until_answers_as_hflm(special_tokens):
     assert ours.generate_until(requests) == HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4,
                                                  device="cpu").generate_until(requests)
     assert 0 < ours.stats["decode_row_steps"] < len(requests) * 16
+
+
+def test_sampled_generation_goes_to_hf_generate_a_batch_at_a_time(special_tokens, monkeypatch):
+    """Settings that are not plain greedy use HFLM's ``model.generate``, at most batch-size prompts per call."""
+    model, tokenizer = special_tokens
+    requests = [Instance("generate_until", {}, (context + choice, {"until": ["Paris"], "max_gen_toks": 8,
+                                                                  "do_sample": True, "temperature": 1.0}), i)
+                for i, (context, choice) in enumerate((c, x) for c in CONTEXTS for x in CHOICES[:4])]
+    ours, calls = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=3, device="cpu"), []
+    original = HFLM._model_generate
+    monkeypatch.setattr(HFLM, "_model_generate", lambda lm, context, *args, **kwargs: calls.append(len(context))
+                        or original(lm, context, *args, **kwargs))
+    answers = ours.generate_until(requests)
+    assert len(answers) == len(requests) and all(isinstance(answer, str) for answer in answers)
+    assert max(calls) == 3 and sum(calls) == len({request.args[0] for request in requests})
+    assert ours.stats["decode_row_steps"] == 0
 
 
 def test_bf16_model_gives_float32_es_em_and_prob(memorised_model):

@@ -1,10 +1,13 @@
-"""Greedy decoding that stops paying for finished rows: each step forwards only the rows still generating.
+"""Greedy decoding that stops paying for finished rows: each step forwards only the rows still generating,
+and the rows that finish are replaced by the next prompts.
 
 ``model.generate`` runs a batch until its longest member ends; rows that hit EOS or a stop string keep
-being forwarded (their output replaced by padding). :func:`generate_greedy` does the same greedy
-steps with the same KV cache, attention mask and position ids as ``generate``, but removes a row from
-the batch (and its cache) as soon as it is done, so the work is the decode steps each row needs. The
-output has ``generate``'s layout: prompt, new tokens, padding after each row's end.
+being forwarded (their output replaced by padding), and the next batch waits for the whole batch.
+:func:`generate_greedy` does the same greedy steps with the same KV cache, attention mask and position
+ids as ``generate``, but removes a row from the batch (and its cache) as soon as it is done and prefills
+the next prompts into the free places (their caches left-padded to a common length, the padding
+masked), so the work is the decode steps each row needs at a full batch. The output has
+``generate``'s layout: prompt, new tokens, padding after each row's end.
 
 Used only for plain greedy decoding (no sampling, beams or logits processors, see :func:`plain_greedy`);
 anything else goes to ``model.generate``.
@@ -12,8 +15,11 @@ anything else goes to ``model.generate``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 # generation-config fields that make ``generate`` change the logits before its argmax
 _LOGITS_CHANGERS = {
@@ -46,35 +52,116 @@ class StopCheck:
 
 @torch.no_grad()
 def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-                    stop: StopCheck, pad_id: int) -> tuple[torch.Tensor, int]:
-    """Left-padded prompts → ``(prompt + new tokens, padded)``, and the row-steps actually forwarded."""
-    rows, width = input_ids.shape
-    output = torch.full((rows, width + max_new_tokens), pad_id, dtype=input_ids.dtype, device=input_ids.device)
+                    stop: StopCheck, pad_id: int, rows: int | None = None,
+                    on_done: Callable[[int], object] | None = None) -> tuple[torch.Tensor, int]:
+    """Left-padded prompts → ``(prompt + new tokens, padded)``, and the row-steps actually forwarded.
+
+    At most ``rows`` prompts (default: all) decode together, taken in the given order. A finished row
+    leaves the batch at once and, when the model's cache is a plain :class:`DynamicCache`, the next
+    prompts are prefilled and join the batch in its place (other caches: the batch drains first).
+    ``on_done(n)`` is told each time ``n`` rows finish (a progress bar).
+    """
+    count, width = input_ids.shape
+    output = torch.full((count, width + max_new_tokens), pad_id, dtype=input_ids.dtype, device=input_ids.device)
     output[:, :width] = input_ids
-    generated: list[list[int]] = [[] for _ in range(rows)]
-    active = torch.arange(rows, device=input_ids.device)
-    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-    cache, inputs, mask, row_steps, step = DynamicCache(config=model.config), input_ids, attention_mask, 0, 0
-    for step in range(max_new_tokens):
-        logits = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=cache,
+    rows, pending, batch, row_steps, longest = rows or count, list(range(count)), None, 0, 0
+    while pending or batch is not None:
+        room = rows - (len(batch) if batch is not None else 0)
+        if pending and room > 0 and (batch is None or batch.can_join):
+            taken, pending = pending[:room], pending[room:]
+            forwarded = _Rows.prefill(model, input_ids[taken], attention_mask[taken], taken)
+        else:
+            forwarded, batch = batch.step(model), None
+        row_steps += len(forwarded)
+        longest = max(longest, forwarded.longest + 1)
+        forwarded, finished = forwarded.record(output, width, max_new_tokens, stop)
+        if on_done is not None and finished:
+            on_done(finished)
+        if forwarded is not None:
+            batch = forwarded if batch is None else batch.join(forwarded)
+    return output[:, : width + longest], row_steps
+
+
+class _Rows:
+    """Rows decoding together: their KV cache, the attention mask over it, each row's next position,
+    the token each row produced last (not yet in the cache) and the new tokens so far."""
+
+    def __init__(self, ids: list[int], cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor,
+                 tokens: torch.Tensor):
+        self.ids, self.cache, self.mask, self.positions, self.tokens = ids, cache, mask, positions, tokens
+        self.generated: list[list[int]] = [[] for _ in ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def longest(self) -> int:
+        return max(len(generated) for generated in self.generated)
+
+    @property
+    def can_join(self) -> bool:
+        """Whether other rows can be concatenated to this cache (plain per-layer key/value tensors)."""
+        return all(type(layer) is DynamicLayer for layer in self.cache.layers)
+
+    @classmethod
+    def prefill(cls, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: list[int]) -> "_Rows":
+        first = int(attention_mask.any(0).nonzero()[0])  # columns no row uses are dropped
+        input_ids, mask = input_ids[:, first:], attention_mask[:, first:]
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        cache = DynamicCache(config=model.config)
+        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=1).logits
-        tokens = logits[:, -1].float().argmax(-1)
-        output[active, width + step] = tokens
-        row_steps += len(active)
-        keep = [i for i, (row, token) in enumerate(zip(active.tolist(), tokens.tolist()))
-                if not stop.done(_append(generated[row], token))]
+        return cls(ids, cache, mask, positions[:, -1:] + 1, logits[:, -1].float().argmax(-1))
+
+    def step(self, model) -> "_Rows":
+        """One decoding step: the last tokens go into the cache, the next ones come out."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self), 1))], dim=-1)
+        logits = model(input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
+                       cache=self.cache, use_cache=True, logits_to_keep=1).logits
+        self.tokens, self.positions = logits[:, -1].float().argmax(-1), self.positions + 1
+        return self
+
+    def record(self, output: torch.Tensor, width: int, max_new_tokens: int, stop: StopCheck) -> tuple["_Rows | None", int]:
+        """Write the new tokens into ``output``; drop the rows that are done. ``(rows left or None, rows done)``."""
+        keep = []
+        for index, (row, token, generated) in enumerate(zip(self.ids, self.tokens.tolist(), self.generated)):
+            generated.append(token)
+            output[row, width + len(generated) - 1] = token
+            if len(generated) < max_new_tokens and not stop.done(generated):
+                keep.append(index)
+        finished = len(self) - len(keep)
         if not keep:
-            break
-        if len(keep) < len(active):
-            kept = torch.tensor(keep, device=active.device)
-            cache.batch_select_indices(kept)
-            active, tokens, mask, positions = active[kept], tokens[kept], mask[kept], positions[kept]
-        inputs = tokens.unsqueeze(1)
-        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
-        positions = positions[:, -1:] + 1
-    return output[:, : width + step + 1], row_steps
+            return None, finished
+        if finished:
+            self._select(keep)
+        return self, finished
 
+    def _select(self, keep: list[int]) -> None:
+        kept = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(kept)
+        self.mask, self.positions, self.tokens = self.mask[kept], self.positions[kept], self.tokens[kept]
+        self.ids, self.generated = [self.ids[i] for i in keep], [self.generated[i] for i in keep]
+        unused = int(self.mask.any(0).nonzero()[0])  # leading columns only finished rows used
+        if unused and self.can_join:
+            self.mask = self.mask[:, unused:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., unused:, :], layer.values[..., unused:, :]
 
-def _append(values: list[int], value: int) -> list[int]:
-    values.append(value)
-    return values
+    def join(self, other: "_Rows") -> "_Rows":
+        """These rows and ``other``'s in one batch: the shorter cache is left-padded (masked out)."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for rows in (self, other):
+            rows._pad_left(width - rows.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
+        self.mask, self.positions = torch.cat([self.mask, other.mask]), torch.cat([self.positions, other.positions])
+        self.tokens = torch.cat([self.tokens, other.tokens])
+        self.ids, self.generated = self.ids + other.ids, self.generated + other.generated
+        return self
+
+    def _pad_left(self, extra: int) -> None:
+        if extra:
+            self.mask = torch.nn.functional.pad(self.mask, (extra, 0))
+            for layer in self.cache.layers:
+                layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, extra, 0))
+                layer.values = torch.nn.functional.pad(layer.values, (0, 0, extra, 0))

@@ -146,19 +146,30 @@ class UnlearnHFLM(HFLM):
         return self._scorer
 
     def generate_until(self, requests, disable_tqdm: bool = False):
+        """Each unique (prompt, settings) generated once; with a numeric batch size, lm-eval hands each
+        settings group to :meth:`_model_generate` whole (longest prompt first) and the batch size bounds
+        the rows decoding at once, finished rows replaced by the next prompts."""
         keys = [(request.args[0], json.dumps(request.args[1], sort_keys=True, default=str)) for request in requests]
         first = {}
         for position, key in enumerate(keys):
             first.setdefault(key, position)
         unique = [requests[position] for position in first.values()]
-        outputs = dict(zip(first, super().generate_until(unique, disable_tqdm=disable_tqdm)))
+        rows = self.batch_size_per_gpu
+        self._decode = {"rows": None if rows == "auto" else int(rows), "progress": not disable_tqdm and self.rank == 0}
+        if rows != "auto":
+            self.batch_size_per_gpu = 0  # lm-eval's Collator: one chunk per settings group
+        try:
+            outputs = dict(zip(first, super().generate_until(unique, disable_tqdm=disable_tqdm)))
+        finally:
+            self.batch_size_per_gpu = rows
         self.stats["generation_requests"] += len(requests)
         self.stats["generations"] += len(unique)
         return [outputs[key] for key in keys]
 
-
     def _model_generate(self, context, max_length, stop, **generation_kwargs):
-        """Plain greedy decoding drops each row once it is done (EOS or stop string); anything else is HFLM's."""
+        """Plain greedy decoding drops each row once it is done (EOS or stop string) and refills its place;
+        anything else is HFLM's, ``rows`` prompts at a time."""
+        decode = getattr(self, "_decode", None) or {"rows": None, "progress": False}
         settings = dict(generation_kwargs)
         if settings.get("temperature", 0.0) == 0.0 and settings.get("do_sample") is None:
             settings["do_sample"] = False
@@ -167,16 +178,30 @@ class UnlearnHFLM(HFLM):
         config = self.model.generation_config
         new_tokens = max_length - context.shape[1]
         if self.backend != "causal" or "attention_mask" not in settings or new_tokens < 1 or not plain_greedy(config, settings):
-            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+            return self._hf_generate_in_chunks(context, max_length, stop, decode["rows"], generation_kwargs)
         eos = config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos_ids, default=0)
-        with torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
-                            enabled=self.mixed_precision_dtype is not None):
+        bar = tqdm(total=len(context), desc="Greedy decoding", disable=not decode["progress"])
+        with bar, torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
+                                 enabled=self.mixed_precision_dtype is not None):
             output, row_steps = generate_greedy(self.model, context, settings["attention_mask"], new_tokens,
-                                                StopCheck(self.tokenizer, list(stop), eos_ids), pad)
+                                                StopCheck(self.tokenizer, list(stop), eos_ids), pad,
+                                                rows=decode["rows"], on_done=bar.update)
         self.stats["decode_row_steps"] += row_steps
         return output
+
+    def _hf_generate_in_chunks(self, context, max_length, stop, rows: int | None, generation_kwargs: dict):
+        """HFLM's ``model.generate`` over ``rows`` prompts at a time, outputs right-padded to one width."""
+        rows = rows or len(context)
+        mask = generation_kwargs.pop("attention_mask", None)
+        outputs = [super(UnlearnHFLM, self)._model_generate(
+            context[start:start + rows], max_length, stop, **generation_kwargs,
+            **({} if mask is None else {"attention_mask": mask[start:start + rows]}))
+            for start in range(0, len(context), rows)]
+        width = max(output.shape[1] for output in outputs)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return torch.cat([torch.nn.functional.pad(output, (0, width - output.shape[1]), value=pad) for output in outputs])
 
 
 class _SequenceScores:
