@@ -197,10 +197,10 @@ def test_bad_inputs_name_what_is_wrong(tmp_path, monkeypatch):
     bad = tmp_path / "mmlu" / "test" / "anatomy_test.csv"
     bad.write_text("question,choice0,choice1,choice2,choice3,answer\nQ,a,b,c,d,E\n", encoding="utf-8")
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match=r"anatomy_test\.csv:1: answer 'E' is not one of 0, 1, 2, 3"):
+    with pytest.raises(DataError, match=r"anatomy_test\.csv:2: field 'answer' must be one of 0, 1, 2, 3, got a string 'E'"):
         load_mmlu("anatomy")
     bad.write_text("question,choice0,answer\nQ,a,1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"anatomy_test\.csv:1: missing field\(s\) \['choice1'"):
+    with pytest.raises(DataError, match=r"anatomy_test\.csv:2: missing field\(s\) \['choice1'"):
         load_mmlu("anatomy")
     (tmp_path / "probes").mkdir()
     (tmp_path / "probes" / "gauntlet_winogrande.jsonl").write_text('{"continuation": "x", "gold": 0}\n', encoding="utf-8")

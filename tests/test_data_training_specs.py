@@ -47,7 +47,7 @@ def test_text_rows_train_every_token_in_max_length_chunks(memorised_model):
     ("content", "message"),
     [
         ('{"question": "q", "answer": "a"}\n\n{"question": "q2"}\n', r"rows\.jsonl:3: a row needs non-empty string fields question and answer, or text"),
-        ('{"text": "fine"}\n{"text": broken\n', r"rows\.jsonl:2: malformed JSON line"),
+        ('{"text": "fine"}\n{"text": broken\n', r"rows\.jsonl:2: malformed JSON"),
         ('{"text": "fine"}\n["a list"]\n', r"rows\.jsonl:2: expected a JSON object"),
         ('{"text": ""}\n', r"rows\.jsonl:1: a row needs"),
     ],
@@ -60,7 +60,7 @@ def test_a_malformed_row_is_one_error_naming_file_and_line(tmp_path, content, me
 
 def test_malformed_json_lists_and_missing_files_are_named(tmp_path):
     (tmp_path / "rows.json").write_text('[{"question": "q", "answer": "a"},\n {"answer": "b"}]', encoding="utf-8")
-    with pytest.raises(DataError, match=r"rows\.json row 2: a row needs"):
+    with pytest.raises(DataError, match=r"rows\.json:2 \(row 2\): a row needs"):
         load_training_rows(f"file:{tmp_path / 'rows.json'}")
     (tmp_path / "bad.json").write_text('[{"text": "a"},\n {"text": }]', encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.json:2: malformed JSON"):

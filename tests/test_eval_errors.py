@@ -112,9 +112,14 @@ def test_hub_is_used_without_a_local_dir(monkeypatch):
     from unlearn_tasks.tofu import data
 
     calls = []
+
+    def load_dataset(**arguments):
+        calls.append(arguments)
+        return data.datasets.Dataset.from_list([{"question": "Who?", "answer": "Basil.", "extra": 1}])
+
     monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
-    monkeypatch.setattr(data.datasets, "load_dataset", lambda **kwargs: calls.append(kwargs) or "dataset")
-    assert data.load_tofu("retain90") == "dataset"
+    monkeypatch.setattr(data.datasets, "load_dataset", load_dataset)
+    assert data.load_tofu("retain90").to_list() == [{"question": "Who?", "answer": "Basil."}]  # documented fields only
     assert calls == [{"path": "locuslab/TOFU", "name": "retain90", "split": "train"}]
 
 

@@ -109,11 +109,16 @@ def test_books_group_on_written_files_one_generation_per_prompt(tmp_path, monkey
     assert lm.stats["sequences_scored"] == 8
 
 
+def split_values(corpus: str, config: str, split: str) -> list:
+    """A MUSE split's rows as read (objects or texts), without where they are."""
+    return [row.value for row in load_muse_split(corpus, config, split)]
+
+
 @pytest.mark.slow
 @requires(NEWS, "MUSE-News data")
 def test_real_news_first_rows_agree_with_an_independent_computation(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(SHARED / "data"))
-    rows = {(c, s): load_muse_split("news", c, s)[:2] for c, s in
+    rows = {(c, s): split_values("news", c, s)[:2] for c, s in
             [("verbmem", "forget"), ("privleak", "forget"), ("privleak", "holdout"), ("knowmem", "retain_qa"),
              ("knowmem", "retain_qa_icl")]}
     model, tokenizer = build_tiny_model(corpus_texts(rows), vocab_size=2048, seed=0)
@@ -129,8 +134,8 @@ def test_real_news_first_rows_agree_with_an_independent_computation(tmp_path, mo
         output, f1 = fx.verbmem_f1(model, tokenizer, row)
         assert per_doc(samples[tasks[0]], "resps")[("forget", index)] == [[output]]
         assert per_doc(samples[tasks[0]], "rougeL_f1")[("forget", index)] == f1
-    icl = load_muse_split("news", "knowmem", "retain_qa_icl")
-    for index, row in enumerate(load_muse_split("news", "knowmem", "retain_qa")[:4]):
+    icl = split_values("news", "knowmem", "retain_qa_icl")
+    for index, row in enumerate(split_values("news", "knowmem", "retain_qa")[:4]):
         _, f1 = fx.knowmem_f1(model, tokenizer, icl, row)
         assert per_doc(samples[tasks[1]], "rougeL_f1")[("retain", index)] == f1
     minks = {split: [fx.min_k40(fx.text_logprobs(model, tokenizer, text, 300)) for text in rows[("privleak", split)]]

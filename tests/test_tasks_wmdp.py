@@ -81,5 +81,5 @@ def test_bad_wmdp_file(tmp_path, monkeypatch):
         load_wmdp("chem")
     (tmp_path / "wmdp").mkdir()
     (tmp_path / "wmdp" / "chem.json").write_text(json.dumps([{"question": "q", "choices": ["a", "b"], "answer": 0}]))
-    with pytest.raises(DataError, match="row 0"):
+    with pytest.raises(DataError, match=r"chem\.json:1 \(row 1\): field 'choices' must be a list of 4 strings, got a list"):
         load_wmdp("chem")

@@ -9,16 +9,15 @@ Every spec gives a list of rows of one of two shapes:
 ``muse:`` reads ``$UNLEARN_DATA_DIR/muse/<corpus>/<config>/<split>.json`` (one JSON list: objects,
 or plain strings = texts) when ``UNLEARN_DATA_DIR`` is set, else the hub's ``muse-bench/MUSE-News``
 or ``muse-bench/MUSE-Books`` (config, split). ``file:`` reads a user's JSON (one list) or JSON Lines
-(``.jsonl``: one object per line). A malformed row raises one DataError naming the file and line
-(JSON Lines) or row (JSON lists).
+(``.jsonl``: one object per line), through the tasks' readers (``unlearn_tasks.datasource``). A malformed
+row raises one DataError naming the file and line (hub rows: their number).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from unlearn_tasks.datasource import DataError, read_jsonl
+from unlearn_tasks.datasource import DataError, read_json_list, read_jsonl
 from unlearn_tasks.muse.data import HUB as MUSE_HUB, load_muse_split
 from unlearn_tasks.tofu.data import load_tofu, parse_data_spec
 
@@ -39,37 +38,19 @@ def training_row(row, where: str) -> dict:
     raise DataError(f"{where}: a row needs non-empty string fields question and answer, or text; got fields {sorted(row)}")
 
 
-def read_json_rows(path: Path) -> list[tuple[object, str]]:
-    """``(row, where)`` pairs of a JSON list or JSON Lines file; ``where`` is ``file:line`` or ``file row N``."""
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    if path.suffix == ".jsonl":
-        return list(zip(read_jsonl(path), (f"{path}:{number}" for number in jsonl_line_numbers(path))))
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected one JSON list of rows (or use .jsonl, one object per line), got {type(rows).__name__}")
-    return [(row, f"{path} row {number}") for number, row in enumerate(rows, start=1)]
-
-
-def jsonl_line_numbers(path: Path) -> list[int]:
-    """The 1-based numbers of the non-blank lines (the rows :func:`read_jsonl` returns, in order)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [number for number, line in enumerate(lines, start=1) if line.strip()]
-
-
 def file_rows(path: Path) -> list[dict]:
     """The training rows of a user's JSON or JSON Lines file."""
-    return [training_row(row, where) for row, where in read_json_rows(path)]
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    rows = read_jsonl(path) if path.suffix == ".jsonl" else read_json_list(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return [training_row(row.value, row.where) for row in rows]
 
 
 def muse_rows(corpus: str, config: str, split: str) -> list[dict]:
     """A MUSE config/split as training rows, resolved as the MUSE tasks resolve it (local file, else the hub)."""
-    rows = load_muse_split(corpus, config, split)
-    source = f"{MUSE_HUB[corpus]} {config}/{split}"
-    return [training_row(row, f"{source} row {number}") for number, row in enumerate(rows, 1)]
+    return [training_row(row.value, row.where) for row in load_muse_split(corpus, config, split)]
 
 
 def parse_muse(name: str, spec: str) -> tuple[str, str, str]:

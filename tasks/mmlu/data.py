@@ -1,17 +1,22 @@
 """MMLU data: ``$UNLEARN_DATA_DIR/mmlu/{dev,test}/<subject>_{dev,test}.csv`` (header
 ``question,choice0..choice3,answer``) when that variable is set, else the hub's ``cais/mmlu``, which
-lm-eval's own task reads. Both give the same documents; :func:`load_mmlu` is an lm-eval
-``custom_dataset`` function (called with the task's metadata and ``dataset_kwargs``)."""
+lm-eval's own task reads. Both give the same documents, every row checked (:data:`MMLU_CSV_SCHEMA`,
+:data:`MMLU_HUB_SCHEMA`); :func:`load_mmlu` is an lm-eval ``custom_dataset`` function (called with the
+task's metadata and ``dataset_kwargs``)."""
 
 from __future__ import annotations
 
 import datasets
 
-from unlearn_tasks.datasource import DataError, local_data_dir, local_file, read_csv, require_fields
+from unlearn_tasks.datasource import (
+    ANY_TEXT, TEXT, DataError, checked_rows, digit_below, hub_rows, index_below, local_data_dir, local_file, read_csv,
+    strings,
+)
 
 MMLU_HUB_PATH = "cais/mmlu"
 MMLU_SPLITS = ("test", "dev")
-MMLU_CSV_FIELDS = ("question", "choice0", "choice1", "choice2", "choice3", "answer")
+MMLU_CSV_SCHEMA = {"question": TEXT, **{f"choice{index}": ANY_TEXT for index in range(4)}, "answer": digit_below(4)}
+MMLU_HUB_SCHEMA = {"question": TEXT, "choices": strings(4), "answer": index_below(4)}
 MMLU_SUBJECTS = (
     "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
     "college_biology", "college_chemistry", "college_computer_science", "college_mathematics",
@@ -35,16 +40,22 @@ def mmlu_hub_arguments(subject: str, split: str) -> dict:
     return {"path": MMLU_HUB_PATH, "name": subject, "split": split}
 
 
-def mmlu_documents(rows: list[dict], subject: str, source: str) -> list[dict]:
-    """MMLU CSV rows as ``cais/mmlu`` documents: ``question``, ``subject``, ``choices`` (4), ``answer`` (0-3)."""
-    require_fields(rows, MMLU_CSV_FIELDS, source)
-    documents = []
-    for number, row in enumerate(rows, start=1):
-        if row["answer"] not in ("0", "1", "2", "3"):
-            raise DataError(f"{source}:{number}: answer {row['answer']!r} is not one of 0, 1, 2, 3")
-        choices = [row[f"choice{index}"] for index in range(4)]
-        documents.append({"question": row["question"], "subject": subject, "choices": choices, "answer": int(row["answer"])})
-    return documents
+def mmlu_documents(subject: str, split: str) -> list[dict]:
+    """One subject's split as ``cais/mmlu`` documents: ``question``, ``subject``, ``choices`` (4), ``answer`` (0-3)."""
+    if local_data_dir() is None:
+        source = f"{MMLU_HUB_PATH} {subject}/{split}"
+        dataset = datasets.load_dataset(**mmlu_hub_arguments(subject, split))
+        rows = checked_rows(hub_rows(dataset, source), MMLU_HUB_SCHEMA, source)
+    else:
+        path = local_file("mmlu", f"{split}/{subject}_{split}.csv")
+        rows = [_from_csv(row) for row in checked_rows(read_csv(path), MMLU_CSV_SCHEMA, str(path))]
+    return [{"question": row["question"], "subject": subject, "choices": row["choices"], "answer": row["answer"]}
+            for row in rows]
+
+
+def _from_csv(row: dict) -> dict:
+    choices = [row[f"choice{index}"] for index in range(4)]
+    return {"question": row["question"], "choices": choices, "answer": int(row["answer"])}
 
 
 def load_mmlu(subject: str, stride: int = 1, **kwargs) -> dict[str, datasets.Dataset]:
@@ -56,15 +67,6 @@ def load_mmlu(subject: str, stride: int = 1, **kwargs) -> dict[str, datasets.Dat
         raise DataError(f"unknown MMLU subject {subject!r}; known: {', '.join(MMLU_SUBJECTS)}")
     if not isinstance(stride, int) or stride < 1:
         raise DataError(f"MMLU stride must be a positive integer, got {stride!r}")
-    splits = {}
-    for split in MMLU_SPLITS:
-        if local_data_dir() is None:
-            splits[split] = datasets.load_dataset(**mmlu_hub_arguments(subject, split))
-        else:
-            path = local_file("mmlu", f"{split}/{subject}_{split}.csv")
-            documents = mmlu_documents(read_csv(path), subject, str(path))
-            if not documents:
-                raise DataError(f"{path}: no rows")
-            splits[split] = datasets.Dataset.from_list(documents)
+    splits = {split: datasets.Dataset.from_list(mmlu_documents(subject, split)) for split in MMLU_SPLITS}
     splits["test"] = splits["test"].select(range(0, len(splits["test"]), stride))
     return splits

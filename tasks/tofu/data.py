@@ -1,6 +1,7 @@
 """TOFU data: ``$UNLEARN_DATA_DIR/tofu/<config>.jsonl`` (one JSON object per line, TOFU's HF config names)
 and ``$UNLEARN_DATA_DIR/tofu/idontknow.jsonl`` (one refusal string per line, plain text) when that
-variable is set, else the hub's ``locuslab/TOFU``."""
+variable is set, else the hub's ``locuslab/TOFU``. Every row of a config is checked against the fields its
+shape documents (:func:`tofu_schema`); a config keeps those fields only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import datasets
 
-from unlearn_tasks.datasource import DataError, local_data_dir, local_file, read_jsonl, require_fields
+from unlearn_tasks.datasource import (
+    TEXT, DataError, Schema, checked_rows, hub_rows, local_data_dir, local_file, read_jsonl, read_text, strings,
+)
 
 TOFU_HUB_PATH = "locuslab/TOFU"
 TOFU_CONFIGS = (
@@ -20,6 +23,19 @@ TOFU_CONFIGS = (
     "world_facts", "world_facts_perturbed",
     "holdout01", "holdout05", "holdout10",
 )
+QA = {"question": TEXT, "answer": TEXT}
+PERTURBED = {**QA, "perturbed_answer": strings()}  # real_authors_perturbed, world_facts_perturbed
+PARAPHRASED = {**QA, "paraphrased_answer": TEXT, "perturbed_answer": strings(), "paraphrased_question": TEXT}
+MULTIPLE_CHOICE = {"question": TEXT, **{f"option{index}": TEXT for index in range(1, 5)}, "answer": TEXT}
+
+
+def tofu_schema(config: str) -> Schema:
+    """The fields (and their types) every row of ``config`` has."""
+    if config in ("real_authors", "world_facts"):
+        return MULTIPLE_CHOICE
+    if config in ("real_authors_perturbed", "world_facts_perturbed"):
+        return PERTURBED
+    return PARAPHRASED if config.endswith("_perturbed") else QA
 
 
 def tofu_hub_arguments(config: str) -> dict:
@@ -32,11 +48,12 @@ def load_tofu(config: str) -> datasets.Dataset:
     if config not in TOFU_CONFIGS:
         raise DataError(f"unknown TOFU config {config!r}; known: {', '.join(TOFU_CONFIGS)}")
     if local_data_dir() is None:
-        return datasets.load_dataset(**tofu_hub_arguments(config))
-    path = local_file("tofu", f"{config}.jsonl")
-    rows = read_jsonl(path)
-    require_fields(rows, ("question", "answer"), str(path))
-    return datasets.Dataset.from_list(rows)
+        source = f"{TOFU_HUB_PATH} {config}"
+        rows = hub_rows(datasets.load_dataset(**tofu_hub_arguments(config)), source)
+    else:
+        source = local_file("tofu", f"{config}.jsonl")
+        rows = read_jsonl(source)
+    return datasets.Dataset.from_list(checked_rows(rows, tofu_schema(config), str(source)))
 
 
 def load_refusals() -> list[str]:
@@ -47,7 +64,7 @@ def load_refusals() -> list[str]:
         path = Path(hf_hub_download(TOFU_HUB_PATH, "idontknow.jsonl", repo_type="dataset"))
     else:
         path = local_file("tofu", "idontknow.jsonl")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_text(path).splitlines()]
     refusals = [line for line in lines if line]
     if not refusals:
         raise DataError(f"{path}: no refusal strings")

@@ -1,6 +1,7 @@
 """lm-eval ``custom_dataset`` loaders: TOFU configs as task documents, through the one resolver.
 
 lm-eval calls each loader as ``fn(**metadata, **dataset_kwargs)``; the task YAML names the configs.
+:func:`~unlearn_tasks.tofu.data.load_tofu` has checked every row's fields for its config's shape.
 """
 
 from __future__ import annotations
@@ -10,39 +11,31 @@ import itertools
 import datasets
 
 from unlearn_tasks.datasource import DataError
-from unlearn_tasks.tofu.data import load_tofu
+from unlearn_tasks.tofu.data import PARAPHRASED, load_tofu, tofu_schema
 
-PERTURBED_FIELDS = ("question", "answer", "perturbed_answer")
 UTILITY_SPLITS = {"retain": "retain_perturbed", "ra": "real_authors_perturbed", "wf": "world_facts_perturbed"}
 DOCUMENT_FIELDS = ("split", "index", "question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answer")
 
 
-def _documents(config: str, split: str, required: tuple[str, ...] = ("question", "answer")) -> list[dict]:
-    rows = load_tofu(config)
-    if len(rows) == 0:
-        raise DataError(f"TOFU config {config!r} has no rows")
-    documents = []
-    for index, row in enumerate(rows):
-        missing = [field for field in required if not row.get(field)]
-        if missing:
-            raise DataError(f"TOFU config {config!r}, row {index + 1}: missing field(s) {missing}")
-        document = {field: row.get(field) for field in DOCUMENT_FIELDS}
-        documents.append(document | {"split": split, "index": index})
-    return documents
+def _documents(config: str, split: str) -> list[dict]:
+    """The rows of ``config`` with every document field (None where the config has none), tagged ``split``."""
+    return [{field: row.get(field) for field in DOCUMENT_FIELDS} | {"split": split, "index": index}
+            for index, row in enumerate(load_tofu(config))]
 
 
 def tofu_forget_documents(config: str, **_metadata) -> dict[str, datasets.Dataset]:
     """A ``forgetXX_perturbed`` config: question, answer, paraphrased answer and question, 5 perturbed answers."""
-    required = PERTURBED_FIELDS + ("paraphrased_answer", "paraphrased_question")
-    return {"test": datasets.Dataset.from_list(_documents(config, "forget", required))}
+    if tofu_schema(config) is not PARAPHRASED:
+        raise DataError(f"the forget task needs a config with fields {list(PARAPHRASED)} (e.g. forget10_perturbed); "
+                        f"{config!r} has {list(tofu_schema(config))}")
+    return {"test": datasets.Dataset.from_list(_documents(config, "forget"))}
 
 
 def tofu_utility_documents(**_metadata) -> dict[str, datasets.Dataset]:
     """``retain_perturbed`` + ``real_authors_perturbed`` + ``world_facts_perturbed``, tagged by split."""
     documents = []
     for split, config in UTILITY_SPLITS.items():
-        required = PERTURBED_FIELDS + (("paraphrased_answer",) if split == "retain" else ())
-        documents += _documents(config, split, required)
+        documents += _documents(config, split)
     return {"test": datasets.Dataset.from_list(documents)}
 
 
