@@ -7,8 +7,8 @@
    own function) with the model ``unlearn_hf_recorded`` — ``unlearn_hf`` plus a log of the work asked
    for and run (``eval_floor.RecordingLM``) — and the metadata ``token_details`` that the CLI adds for
    ``unlearn_hf``. Reported separately: process start (a subprocess ``python -c pass``), imports,
-   argument parsing + task index, model load, and the evaluation itself. ``suite_model`` picks the
-   lm-eval model for ``--backend``.
+   argument parsing + task index, model load, and the evaluation itself. ``--backend vllm`` also runs
+   the suite on ``unlearn_vllm`` (vLLM engine, ``eval_vllm.py``) and vLLM's generation floor, beside it.
 2. **Floors**, on the same model object, with the same batch size and threads: (1) the model body over
    the unique token sequences the suite's requests contained, the output head only at the scored
    positions; (3) one greedy ``model.generate`` per unique prompt, length-sorted batches (the
@@ -97,24 +97,14 @@ def available_cores() -> int:
     return cores
 
 
-def suite_model(backend: str) -> str:
-    """The lm-eval model name the suite runs for a backend (each records its work for the floor)."""
-    from eval_floor import RECORDING_MODEL
-
-    if backend != "hf":
-        raise ValueError(f"unknown backend {backend!r}")
-    return RECORDING_MODEL
-
-
-def run_suite(model: str, tasks: list[str], limit: int | None, batch_size: int, backend: str = "hf",
-              metadata: dict | None = None) -> dict:
+def run_suite(model: str, tasks: list[str], limit: int | None, batch_size: int, metadata: dict | None = None) -> dict:
     """One ``unlearn-bench eval`` run in this process; its phase times and the model's work log."""
-    from eval_floor import RecordingLM
+    from eval_floor import RECORDING_MODEL, RecordingLM
 
     from harness_ext.evaluation import run_eval
 
     metadata = {"token_details": True, **(metadata or {})}  # token_details: what run_eval adds for unlearn_hf
-    argv = ["--model", suite_model(backend), "--model_args", f"pretrained={model}", "--tasks", ",".join(tasks),
+    argv = ["--model", RECORDING_MODEL, "--model_args", f"pretrained={model}", "--tasks", ",".join(tasks),
             "--batch_size", str(batch_size), "--metadata", json.dumps(metadata)]
     if limit is not None:
         argv += ["--limit", str(limit)]
@@ -125,6 +115,28 @@ def run_suite(model: str, tasks: list[str], limit: int | None, batch_size: int, 
     lm = RecordingLM.newest
     loaded = lm.log.load_started + lm.log.load_s
     return {"lm": lm, "index_s": lm.log.load_started - started, "load_s": lm.log.load_s, "eval_s": ended - loaded}
+
+
+def vllm_round(model_path: str, args, prompts: set) -> dict:
+    """The suite on ``unlearn_vllm`` and vLLM's generation floor over the hf suite's unique prompts."""
+    from eval_vllm import generation_floor, run_vllm_suite
+
+    suite = run_vllm_suite(model_path, args.tasks, args.limit, args.metadata, args.max_model_len)
+    suite["generation_floor_s"] = generation_floor(suite.pop("lm"), prompts)
+    return suite
+
+
+def vllm_table(rounds: list[dict], m: dict) -> list[str]:
+    """hf vs vLLM: engine start, evaluation and the generation floor of each (medians)."""
+    med = lambda key: statistics.median(r["vllm"][key] for r in rounds)  # noqa: E731
+    return [
+        "| backend | model load / engine start s | evaluation s | generation floor s |", "| --- | ---: | ---: | ---: |",
+        f"| unlearn_hf (transformers) | {m['load_s']:.1f} | {m['eval_s']:.1f} | {m['floor_generation']:.1f}"
+        " (greedy `model.generate`) |",
+        f"| unlearn_vllm (vLLM) | {med('load_s'):.1f} | {med('eval_s'):.1f} | {med('generation_floor_s'):.1f}"
+        " (`LLM.generate`, all prompts at once) |", "",
+        f"**vllm/hf evaluation = {med('eval_s') / m['eval_s']:.2f}**; unlearn_vllm counters: {rounds[-1]['vllm']['stats']}.",
+    ]
 
 
 def machine() -> dict:
@@ -180,7 +192,7 @@ def time_table(fixed: dict, m: dict) -> list[str]:
         ("· loglikelihood (lm-eval tokenisation, dedup, scoring)", m.get("loglikelihood", 0)),
         ("· · body forward + head at scored positions", m.get("scoring_model", 0)),
         ("· generate_until (lm-eval batching, decoding)", m.get("generate_until", 0)),
-        ("· · greedy decoding (finished rows dropped)", m.get("generation_model", 0)),
+        ("· · greedy decoding (finished rows dropped, places refilled)", m.get("generation_model", 0)),
         ("· rest: task building, requests, metrics, aggregation, env info, table", rest),
         ("floor 1: body over the unique tokens, head only where scored", m["floor_scoring"]),
         ("floor 2: decode steps actually needed (floor 3 × needed tokens ÷ row-steps run)", m["floor_needed_generation"]),
@@ -200,8 +212,9 @@ def work_table(last: dict) -> list[str]:
         f" | {counts['scoring_batches']} |",
         f"| prompts generated | {counts['generation_requests']} | {len(log.prompts)} | {counts['rows_generated']}"
         f" | {counts['generation_batches']} |", "",
-        f"Unique prompts as token ids: {len(log.prompt_ids)}. Decoding steps summed over the generation batches:"
-        f" suite {steps}, floor {floor_steps}. Row-steps decoded: suite {last['lm'].stats['decode_row_steps']},"
+        f"Unique prompts as token ids: {len(log.prompt_ids)}. New-token columns of the generation outputs (each"
+        f" call's longest row; the suite hands each settings group to one call): suite {steps}, floor {floor_steps}."
+        f" Row-steps decoded: suite {last['lm'].stats['decode_row_steps']},"
         f" HF-generate floor {floor['row_steps']}; new tokens needed (up to each row's EOS or stop string):"
         f" {floor['needed_tokens']}.",
         f"unlearn_hf counters: {dict(sorted(last['lm'].stats.items()))}.",
@@ -228,6 +241,8 @@ def report(args, model_name: str, info: dict, fixed: dict, rounds: list[dict]) -
         f" eval/(floor with HF generate) = {m['ratio_hf']:.2f};"
         f" (fixed overhead + evaluation)/floor = {(fixed_s + m['eval_s']) / m['floor_s']:.2f}.",
     ]
+    if "vllm" in rounds[-1]:
+        lines += ["", "## hf vs vLLM (same suite, same run)", "", *vllm_table(rounds, m)]
     if args.workload == "open-unlearning" and args.limit is None and args.model is None:
         m["vs_open_unlearning"] = (fixed_s + m["eval_s"]) / OPEN_UNLEARNING_ANCHOR_S
         lines += ["", f"**ours/open-unlearning = {m['vs_open_unlearning']:.2f}** (ours: fixed overhead + evaluation ="
@@ -250,7 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None,
                         help=f"documents per task (default {DEFAULT_LIMIT}; all for --workload open-unlearning)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 16 (32 for --workload open-unlearning)")
-    parser.add_argument("--backend", default="hf", help="the model backend the suite runs (hf)")
+    parser.add_argument("--backend", choices=("hf", "vllm"), default="hf",
+                        help="vllm: also run the suite on unlearn_vllm and vLLM's generation floor, beside hf (needs .venv-vllm)")
+    parser.add_argument("--max-model-len", type=int, default=2048, help="vLLM's max_model_len (--backend vllm)")
     parser.add_argument("--rounds", type=int, default=1, help="suite + floor repetitions; medians are reported")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for suite and floor (default: the cores available to this process)")
@@ -293,9 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         model_path, model_name = resolve_model(args.model, Path(scratch))
         rounds = []
         for _ in range(args.rounds):
-            suite = run_suite(model_path, args.tasks, args.limit, args.batch_size, args.backend, args.metadata)
+            suite = run_suite(model_path, args.tasks, args.limit, args.batch_size, args.metadata)
             lm = suite["lm"]
             suite["floor"] = floor(lm.model, lm.tokenizer, lm.log, args.batch_size)
+            if args.backend == "vllm":
+                suite["vllm"] = vllm_round(model_path, args, lm.log.prompts)
             rounds.append(suite)
     model = rounds[-1]["lm"].model
     info = {"machine": machine(), "parameters": sum(p.numel() for p in model.parameters()), "dtype": str(model.dtype),
