@@ -2,7 +2,9 @@
 
 Each entry records the settings it was computed under (convention, task version, chat template, system
 instruction: the task that reads it refuses other ones) and where it came from (model, dtype, limit,
-attack, results file), read from the lm-eval results file written beside the samples file.
+attack, results file), read from the lm-eval results file written beside the samples file (the chat
+template and system instruction from the task's metadata ``prompt_settings``, where the task recorded
+what it rendered its prompts with).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from harness_ext.io import atomic_write_json
 from unlearn_tasks import prompts
 from unlearn_tasks.tofu.reference import (
     MIA_KEYS,
+    PROMPT_SETTINGS_KEY,
     RetainReferenceError,
-    chat_template_setting,
     mia_reference_entry,
     reference_payload,
     truth_ratio_entry,
@@ -29,6 +31,7 @@ MIA_SAMPLES_GLOB = "samples_unlearn_tofu_mia_forget*_*.jsonl"
 MUSE_PRIVLEAK_GLOB = "samples_unlearn_muse_*_privleak_*.jsonl"
 MUSE_SAMPLE_KEYS = {"auc_loss": "auc_loss", "auc_zlib": "auc_zlib", "auc_mink": "auc_mink40", "auc_minkpp": "auc_minkpp"}
 GLOBS = (SAMPLES_GLOB, MIA_SAMPLES_GLOB, MUSE_PRIVLEAK_GLOB)
+PLAIN_PROMPTS = {"chat_template": None, "system_instruction": None}  # MUSE: plain-text prompts only
 
 
 def model_folder(run: Path, model_name: str | None = None) -> Path:
@@ -59,8 +62,9 @@ def latest_samples(folder: Path, pattern: str = SAMPLES_GLOB) -> dict[str, Path]
     return found
 
 
-def run_settings(samples: Path, task: str) -> tuple[dict, dict]:
-    """(settings, provenance) of the run that wrote ``samples``, from the results file of the same time stamp."""
+def run_settings(samples: Path, task: str, plain_prompts: bool = False) -> tuple[dict, dict]:
+    """(settings, provenance) of the run that wrote ``samples``, from the results file of the same time
+    stamp; ``plain_prompts``: the task never applies a chat template or system instruction (MUSE)."""
     results_path = samples.with_name(f"results_{samples.stem.rsplit('_', 1)[1]}.json")
     try:
         results = json.loads(results_path.read_text(encoding="utf-8"))
@@ -68,13 +72,14 @@ def run_settings(samples: Path, task: str) -> tuple[dict, dict]:
         raise RetainReferenceError(
             f"{samples}: its run's results file {results_path.name} is missing or unreadable ({error}); the reference "
             "records the run's settings from it: pass the whole lm-eval --output_path folder") from None
-    if "chat_template" not in results or task not in results.get("versions", {}):
-        raise RetainReferenceError(f"{results_path} does not record the chat template or {task}'s version: "
-                                   "is it a results file written by lm-eval's --output_path?")
     metadata = results.get("configs", {}).get(task, {}).get("metadata") or {}
+    prompt_settings = PLAIN_PROMPTS if plain_prompts else metadata.get(PROMPT_SETTINGS_KEY)
+    if prompt_settings is None or task not in results.get("versions", {}):
+        raise RetainReferenceError(
+            f"{results_path} does not record {task}'s version and {PROMPT_SETTINGS_KEY} (the chat template and "
+            "system instruction its prompts were rendered with): evaluate the retain model again with this version")
     settings = {"convention": metadata.get("convention", prompts.DEFAULT), "task_version": results["versions"][task],
-                "chat_template": chat_template_setting(results["chat_template"]),
-                "system_instruction": results.get("system_instruction")}
+                **{key: prompt_settings.get(key) for key in ("chat_template", "system_instruction")}}
     config = results.get("config", {})
     model_args = config.get("model_args")
     arguments = model_args if isinstance(model_args, dict) else {}
@@ -136,7 +141,7 @@ def build_reference(run: str | Path, out: str | Path, model_name: str | None = N
         entries[task] = truth_ratio_entry(truth_ratios(path), *run_settings(path, task))
     for pattern, keys in ((MIA_SAMPLES_GLOB, None), (MUSE_PRIVLEAK_GLOB, MUSE_SAMPLE_KEYS)):
         for task, path in latest_samples(folder, pattern).items():
-            entries[task] = mia_reference_entry(*mia_aucs(path, keys), *run_settings(path, task))
+            entries[task] = mia_reference_entry(*mia_aucs(path, keys), *run_settings(path, task, keys is not None))
     payload = reference_payload(entries)
     atomic_write_json(out, payload)
     return payload

@@ -27,20 +27,21 @@ def evaluate_into(folder: Path, lm, checkpoint: Path, tasks: list[str], **kwargs
 
 
 def write_samples(folder: Path, task: str, samples: list[dict], *, metadata: dict | None = None,
-                  version=1, chat_template: str | None = None, system_instruction: str | None = None,
-                  model: str = "ckpt/retain") -> Path:
-    """A samples file and the results file of the same time stamp, shaped as lm-eval writes them."""
+                  version=1, model: str = "ckpt/retain") -> Path:
+    """A samples file and the results file of the same time stamp, shaped as lm-eval writes them (the task
+    metadata holds ``prompt_settings`` as our tasks record them: no chat template, no system instruction)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"samples_{task}_{STAMP}.jsonl"
     path.write_text("".join(json.dumps(sample) + "\n" for sample in samples), encoding="utf-8")
     results_path = folder / f"results_{STAMP}.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {
-        "results": {}, "configs": {}, "versions": {}, "model_name": model, "chat_template": chat_template,
-        "system_instruction": system_instruction,
+        "results": {}, "configs": {}, "versions": {}, "model_name": model,
         "config": {"model": "unlearn_hf", "model_args": f"pretrained={model}", "model_dtype": "torch.float32",
                    "limit": None}}
     results["results"][task] = {}
-    results["configs"][task] = {"task": task, "metadata": {"version": version, **(metadata or {})}}
+    prompt_settings = {"chat_template": None, "system_instruction": None}
+    results["configs"][task] = {"task": task, "metadata": {"version": version, "prompt_settings": prompt_settings,
+                                                           **(metadata or {})}}
     results["versions"][task] = version
     results_path.write_text(json.dumps(results), encoding="utf-8")
     return path

@@ -29,6 +29,7 @@ from unlearn_tasks.tofu.reference import (
 FORGET = "unlearn_tofu_forget01"
 MIA = "unlearn_tofu_mia_forget01"
 QUESTIONS = [f"q{i}" for i in range(3)]
+TEMPLATE = chat_template_setting(lambda messages: "".join(f"<{turn['role']}>{turn['content']}" for turn in messages))
 
 
 def reference_file(path, settings: dict, task: str = FORGET, count: int = 3):
@@ -41,19 +42,22 @@ def reference_file(path, settings: dict, task: str = FORGET, count: int = 3):
 # ---- building --------------------------------------------------------------------------------------
 
 def test_the_reference_records_the_runs_settings_and_provenance(tmp_path):
-    template = "{% for m in messages %}{{ m.content }}{% endfor %}"
-    write_samples(tmp_path / "run" / "ckpt__retain", FORGET, forget_samples(3), chat_template=template,
-                  system_instruction="Be brief.", metadata={"convention": "open-unlearning", "attack": "noise",
-                                                            "attack_rate": 0.1}, version=2)
+    prompt_settings = {"chat_template": TEMPLATE, "system_instruction": "Be brief."}
+    metadata = {"convention": "open-unlearning", "attack": "noise", "attack_rate": 0.1, "prompt_settings": prompt_settings}
+    write_samples(tmp_path / "run" / "ckpt__retain", FORGET, forget_samples(3), metadata=metadata, version=2)
     entry = build_reference(tmp_path / "run", tmp_path / "ref.json")["tasks"][FORGET]
-    assert entry["settings"] == {"convention": "open-unlearning", "task_version": 2,
-                                 "chat_template": chat_template_setting(template), "system_instruction": "Be brief."}
-    assert entry["settings"]["chat_template"].startswith("sha256:") and len(entry["settings"]["chat_template"]) == 71
+    assert entry["settings"] == {"convention": "open-unlearning", "task_version": 2, **prompt_settings}
     assert entry["provenance"] == {"model": "ckpt/retain", "dtype": "torch.float32", "limit": None,
                                    "attack": {"attack": "noise", "attack_rate": 0.1},
                                    "results_file": "results_2026-01-01T00-00-00.000000.json"}
     assert (entry["questions"], entry["truth_ratio"]) == (QUESTIONS, [0.5, 1.5, 2.5])
     assert json.loads((tmp_path / "ref.json").read_text())["format"] == FORMAT
+
+
+def test_the_chat_template_setting_is_the_rendering_of_a_fixed_conversation():
+    assert chat_template_setting(None) is None
+    assert TEMPLATE.startswith("sha256:") and len(TEMPLATE) == len("sha256:") + 64
+    assert chat_template_setting(lambda messages: "".join(turn["content"] for turn in messages)) != TEMPLATE
 
 
 def test_samples_without_their_results_file_are_refused(tmp_path):
@@ -111,9 +115,8 @@ def test_every_differing_setting_is_named_in_one_message(tmp_path):
 def test_another_chat_template_or_system_instruction_is_refused(tmp_path):
     path = reference_file(tmp_path / "ref.json", DEFAULT_SETTINGS)
     reference = load_reference(path, FORGET, QUESTIONS, {"convention": "default", "task_version": 1})
-    template = chat_template_setting("{{ messages }}")
-    with pytest.raises(RetainReferenceError, match=f"chat_template: reference None, this run '{template}'"):
-        reference.check({"chat_template": template, "system_instruction": None})
+    with pytest.raises(RetainReferenceError, match=f"chat_template: reference None, this run '{TEMPLATE}'"):
+        reference.check({"chat_template": TEMPLATE, "system_instruction": None})
     with pytest.raises(RetainReferenceError, match="system_instruction: reference None, this run 'Be brief.'"):
         reference.check({"chat_template": None, "system_instruction": "Be brief."})
 
@@ -183,7 +186,7 @@ def test_the_forget_task_reads_a_reference_made_under_its_settings(local_data, t
 @requires(TOFU_DIR, "TOFU data")
 def test_the_forget_task_refuses_a_reference_made_with_a_chat_template(local_data, tmp_path):
     questions = [row["question"] for row in forget01_rows()]
-    entry = {"settings": {**DEFAULT_SETTINGS, "chat_template": chat_template_setting("{{ messages }}")},
+    entry = {"settings": {**DEFAULT_SETTINGS, "chat_template": TEMPLATE},
              "questions": questions, "truth_ratio": [1.0] * len(questions)}
     path = tmp_path / "ref.json"
     path.write_text(json.dumps({"format": FORMAT, "tasks": {FORGET: entry}}))
@@ -195,3 +198,32 @@ def test_the_forget_task_refuses_a_reference_made_with_a_chat_template(local_dat
     with pytest.raises(RetainReferenceError, match="convention: reference 'open-unlearning', this run 'default'"):
         lm_eval.simple_evaluate(model=NoModel(), tasks=[FORGET], task_manager=task_manager({"retain_ref": str(path)}),
                                 limit=2, bootstrap_iters=0)
+
+
+@requires(TOFU_DIR, "TOFU data")
+def test_a_reference_made_with_a_chat_template_is_read_with_that_template_only(local_data, tmp_path):
+    """End to end on a tiny model whose tokenizer has a chat template: the MIA task records what it rendered
+    with, `unlearn-bench reference` keeps it, and a run with another template or none refuses it."""
+    from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
+    from harness_ext.evaluation import evaluate
+    from harness_ext.models import UnlearnHFLM
+    from tests.reference_fixtures import evaluate_into
+
+    rows = [json.loads(line) for name in ("forget01", "holdout01")
+            for line in (TOFU_DIR / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+    model, tokenizer = build_tiny_model(tofu_texts(rows), out_dir=tmp_path / "ckpt", vocab_size=512)
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=16, device="cpu")
+    metadata = {"tokenizer": str(tmp_path / "ckpt")}
+    evaluate_into(tmp_path / "run", lm, tmp_path / "ckpt", [MIA], metadata=metadata, apply_chat_template=True)
+    settings = build_reference(tmp_path / "run", tmp_path / "ref.json")["tasks"][MIA]["settings"]
+    assert settings["chat_template"].startswith("sha256:") and settings["system_instruction"] is None
+    metadata["retain_ref"] = str(tmp_path / "ref.json")
+    same = evaluate(lm, [MIA], metadata=metadata, apply_chat_template=True, bootstrap_iters=0)["results"][MIA]
+    assert same["privleak,none"] == pytest.approx(0.0, abs=1e-9)  # the retain model against itself
+    with pytest.raises(RetainReferenceError, match=r"chat_template: reference 'sha256:[0-9a-f]{64}', this run None"):
+        evaluate(lm, [MIA], metadata=metadata, bootstrap_iters=0)
+    tokenizer.chat_template = tokenizer.chat_template.replace("<assistant>", "<bot>")
+    with pytest.raises(RetainReferenceError, match=r"chat_template: reference 'sha256:[0-9a-f]{64}', this run 'sha256:"):
+        evaluate(lm, [MIA], metadata=metadata, apply_chat_template=True, bootstrap_iters=0)

@@ -8,7 +8,8 @@ from pathlib import Path
 from harness_ext.leaderboard.runs import LeaderboardError, Run
 
 DATA_FIELDS = ("dataset_path", "dataset_name", "dataset_kwargs", "test_split", "num_fewshot")
-NOT_DATA = {"version", "token_details", "pretrained", "retain_ref", "config_source"}  # metadata that leaves documents alone
+# metadata that leaves documents alone
+NOT_DATA = {"version", "token_details", "pretrained", "retain_ref", "config_source", "prompt_settings"}
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 
 

@@ -2,7 +2,8 @@
 
 Two formats are read:
 
-* ours (``unlearn-bench reference``), one entry per task, each with the settings it was computed under::
+* ours (``unlearn-bench reference``), one entry per task, each with the settings it was computed under
+  (the chat template and system instruction as the task recorded them in its metadata ``prompt_settings``)::
 
     {"format": "unlearn-bench/retain-reference/v2",
      "tasks": {"unlearn_tofu_forget01": {
@@ -12,8 +13,9 @@ Two formats are read:
                         "results_file": "results_2026-01-01T00-00-00.json"},
          "questions": [...], "truth_ratio": [R, ...]}}}
 
-  A task refuses an entry whose ``settings`` differ from its own run's (:data:`COMPARED`), naming each
-  differing field with both values. Version 1 files (no settings) are refused with how to rebuild them.
+  A task refuses an entry whose ``settings`` differ from its own run's (convention, task version, chat
+  template, system instruction), naming each differing field with both values. Version 1 files (no
+  settings) are refused with how to rebuild them.
 
 * open-unlearning's retain logs, only in runs with ``convention: open-unlearning`` (their numbers were
   computed under that convention): ``{"forget_truth_ratio": {"value_by_index": {"0": {"score": R}}}}``
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +35,11 @@ from unlearn_tasks.errors import UnlearnBenchError
 
 FORMAT = "unlearn-bench/retain-reference/v2"
 OLD_FORMATS = ("unlearn-bench/retain-reference/v1",)
-#: The settings a reference must share with the run that reads it (besides its documents).
-COMPARED = ("convention", "task_version", "chat_template", "system_instruction")
-#: The settings known only once lm-eval renders the first prompt (checked then: RetainReference.check).
-PROMPT_SETTINGS = ("chat_template", "system_instruction")
+#: Task metadata key where a task records the settings known only once lm-eval renders its first prompt
+#: (the chat template and system instruction: checked then, with RetainReference.check).
+PROMPT_SETTINGS_KEY = "prompt_settings"
+#: A fixed conversation whose rendering identifies a chat template (its text, arguments and pinned date).
+PROBE_CONVERSATION = ({"role": "system", "content": "\u2063system\u2063"}, {"role": "user", "content": "\u2063user\u2063"})
 REBUILD = ("rebuild it with `unlearn-bench reference RUN --out FILE` from the retain model's run "
            "(lm_eval --output_path RUN --log_samples, same task version and --metadata convention)")
 
@@ -44,10 +48,12 @@ class RetainReferenceError(UnlearnBenchError, ValueError):
     """An unreadable retain reference, or one made on other documents or under other settings than the run's."""
 
 
-def chat_template_setting(template: str | None) -> str | None:
-    """The ``chat_template`` setting: None when no template is applied, else ``sha256:<hex>`` of its text
-    (the text lm-eval records as the results' ``chat_template``)."""
-    return None if template is None else "sha256:" + hashlib.sha256(template.encode("utf-8")).hexdigest()
+def chat_template_setting(render: Callable[..., str] | None) -> str | None:
+    """The ``chat_template`` setting: None when no chat template is applied, else ``sha256:<hex>`` of
+    :data:`PROBE_CONVERSATION` as ``render`` (lm-eval's renderer, date pinned) writes it."""
+    if render is None:
+        return None
+    return "sha256:" + hashlib.sha256(render([dict(turn) for turn in PROBE_CONVERSATION]).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -60,21 +66,24 @@ class RetainReference:
     settings: dict | None
 
     def check(self, run: dict) -> None:
-        """Refuse the reference if a setting in ``run`` differs from the reference's (all differing fields named)."""
-        if self.settings is None:
-            return
-        differing = [f"{key}: reference {self.settings.get(key)!r}, this run {value!r}"
-                     for key, value in run.items() if self.settings.get(key) != value]
-        if differing:
-            raise RetainReferenceError(
-                f"retain_ref {self.path} for {self.task} was computed under other settings ({'; '.join(differing)}); "
-                f"{REBUILD}"
-            )
+        """Refuse the reference if a setting in ``run`` differs from the reference's (an open-unlearning log
+        records none)."""
+        if self.settings is not None:
+            _check_settings(self.settings, run, self.path, self.task)
+
+
+def _check_settings(settings: dict, run: dict, path, task: str) -> None:
+    """One error naming every setting of ``run`` that differs from the reference's, with both values."""
+    differing = [f"{key}: reference {settings.get(key)!r}, this run {value!r}"
+                 for key, value in run.items() if settings.get(key) != value]
+    if differing:
+        raise RetainReferenceError(
+            f"retain_ref {path} for {task} was computed under other settings ({'; '.join(differing)}); {REBUILD}")
 
 
 def load_reference(path: str | Path, task: str, questions: list[str], run: dict) -> RetainReference:
     """The reference's per-item R in the task's document order, checked against ``questions`` and the
-    run's settings ``run`` (a subset of :data:`COMPARED`; the rest are checked later with ``check``)."""
+    run's settings ``run`` (those known before the first prompt; the rest are checked later with ``check``)."""
     data = _read(Path(path))
     if "forget_truth_ratio" in data and "format" not in data:
         _open_unlearning_allowed(path, task, run)
@@ -118,7 +127,7 @@ def _entry(data: dict, path, task: str, run: dict) -> dict:
             f"retain model on {task} too (with --log_samples) and rebuild it with `unlearn-bench reference`"
         )
     entry = {**entry, "settings": entry.get("settings") or {}}
-    RetainReference(str(path), task, [], entry["settings"]).check(run)
+    _check_settings(entry["settings"], run, path, task)
     return entry
 
 

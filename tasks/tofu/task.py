@@ -18,7 +18,7 @@ from unlearn_tasks.request_cache import NoRequestCache
 from unlearn_tasks.scoring import RequestBuilder, ScoredSequence, Scores
 from unlearn_tasks.tofu import aggregations
 from unlearn_tasks.tofu.prompting import Prompting, make_prompting
-from unlearn_tasks.tofu.reference import RetainReference, chat_template_setting, load_reference
+from unlearn_tasks.tofu.reference import PROMPT_SETTINGS_KEY, RetainReference, chat_template_setting, load_reference
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +60,7 @@ class TofuTask(NoRequestCache, ConfigurableTask):
         if options != self._options:
             self._options = options
             self._prompting = self._make_prompting(doc, **options)
-            if self.retain_reference is not None:
-                template = chat_template if apply_chat_template else None
-                self.retain_reference.check({"chat_template": chat_template_setting(template),
-                                             "system_instruction": system_instruction})
+            self._record_prompt_settings(chat_template if apply_chat_template else None, system_instruction)
         return self._prompting_for(doc).context(doc["question"])
 
     def _make_prompting(self, doc, *, system_instruction, apply_chat_template, chat_template, **options) -> Prompting:
@@ -79,6 +76,17 @@ class TofuTask(NoRequestCache, ConfigurableTask):
         self._chat = chat_messages is not None
         return make_prompting(functools.partial(self._render, doc), self.convention, chat_messages,
                               lambda: self.builder.tokenizer, self.metadata["date_string"])
+
+    def _record_prompt_settings(self, chat_template, system_instruction: str | None) -> None:
+        """The chat template and system instruction the prompts are rendered with, into the task's metadata
+        (the results' task config, where `unlearn-bench reference` reads them) and checked against a retain
+        reference."""
+        if chat_template is not None:
+            chat_template = chat.pinned_date(chat_template, self.metadata["date_string"])
+        settings = {"chat_template": chat_template_setting(chat_template), "system_instruction": system_instruction}
+        self.metadata[PROMPT_SETTINGS_KEY] = settings
+        if self.retain_reference is not None:
+            self.retain_reference.check(settings)
 
     def _prompting_for(self, doc) -> Prompting:
         return replace(self._prompting, render=functools.partial(self._render, doc))
