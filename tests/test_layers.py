@@ -74,7 +74,8 @@ def test_task_yamls_name_no_function_above_the_tasks_layer():
     files = sorted([*folder.rglob("*.yaml"), *folder.rglob("*_yaml")])
     targets = {path: function_targets(path.read_text(encoding="utf-8")) for path in files}
     assert sum(map(len, targets.values())) > 20  # the checker does see the tags
-    violations = [hit for path, names in targets.items() for hit in upward(names, forbidden, str(path.relative_to(ROOT)))]
+    violations = [hit for path, names in targets.items()
+                  for hit in upward(names, forbidden, str(path.relative_to(ROOT)))]
     assert violations == []
 
 
@@ -94,13 +95,14 @@ def test_the_checker_finds_every_kind_of_upward_import():
         "m.py:2: torch.nn", "m.py:3: harness_ext.data", "m.py:6: transformers", "m.py:7: lm_eval",
         "m.py:8: harness_ext", "m.py:8: unlearn_tasks.tofu",
     ]
-    assert upward(imported_modules(source), ("harness_ext",), "t.py") == ["t.py:3: harness_ext.data", "t.py:8: harness_ext"]
+    tasks_layer = ("harness_ext",)
+    assert upward(imported_modules(source), tasks_layer, "t.py") == ["t.py:3: harness_ext.data", "t.py:8: harness_ext"]
     assert upward(imported_modules("import torchvision\nimport harness_extras\n"), forbidden, "m.py") == []
 
 
 def test_the_checker_reads_function_tags_in_yaml():
-    text = "class: !function unlearn_tasks.mia.task.MembershipTask\ncustom_dataset: !function harness_ext.documents.docs\n"
-    assert upward(function_targets(text), ("harness_ext",), "x.yaml") == ["x.yaml:2: harness_ext.documents.docs"]
+    text = "class: !function unlearn_tasks.mia.task.MembershipTask\ncustom_dataset: !function harness_ext.docs.make\n"
+    assert upward(function_targets(text), ("harness_ext",), "x.yaml") == ["x.yaml:2: harness_ext.docs.make"]
 
 
 def test_a_real_upward_import_fails_the_layer_check(tmp_path):
