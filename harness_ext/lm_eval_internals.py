@@ -9,6 +9,8 @@ checks each one against the installed lm-eval, so an upgrade that changes one fa
 * :func:`index_without_defaults`: the ``run`` command builds its ``lm_eval.tasks.TaskManager`` by looking
   the name up when it runs.
 * :func:`detect_batch_size`: ``HFLM._detect_batch_size``, lm-eval's largest-batch-that-fits probe.
+* :func:`set_process_shard`: lm-eval's ``rank`` / ``world_size`` (which requests a process evaluates) read
+  ``_rank`` / ``_world_size``, which only HFLM's own multi-GPU set-up sets.
 """
 
 from __future__ import annotations
@@ -63,3 +65,9 @@ def detect_batch_size(lm, input_length: int) -> int:
     ``max_batch_size`` while a forward pass (full vocabulary logits) runs out of memory."""
     probe = [(None, [0] * (input_length + 1), [])]  # lm-eval probes len(context + continuation) - 1 tokens
     return int(lm._detect_batch_size(probe, 0))
+
+
+def set_process_shard(lm, rank: int, world_size: int) -> None:
+    """Make ``lm`` evaluate the share of process ``rank`` of ``world_size`` (lm-eval splits the requests by
+    ``lm.rank`` / ``lm.world_size`` and gathers the results over the processes)."""
+    lm._rank, lm._world_size = rank, world_size

@@ -74,6 +74,16 @@ def test_lm_evals_batch_size_probe(tiny):
     assert lm_eval_internals.detect_batch_size(lm, 12) == 4  # nothing runs out of memory here
 
 
+def test_lm_evals_process_shard_is_what_rank_and_world_size_read(tiny):
+    model, tokenizer = tiny
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=2, device="cpu")
+    assert (lm.rank, lm.world_size) == (0, 1)
+    lm_eval_internals.set_process_shard(lm, 1, 3)
+    assert (lm.rank, lm.world_size) == (1, 3)
+    source = inspect.getsource(lm_eval.evaluator.evaluate)
+    assert "rank=lm.rank," in source and "world_size=lm.world_size," in source  # how requests are split
+
+
 # ---- batch_size=auto --------------------------------------------------------------------------------
 
 def test_auto_on_cpu_is_max_batch_size(tiny):

@@ -21,6 +21,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from harness_ext.lm_eval_internals import set_process_shard
 from harness_ext.models.batch_size import scoring_batch_size
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
 from harness_ext.models.head_scoring import HeadScorer, PositionScores
@@ -61,7 +62,7 @@ class UnlearnHFLM(HFLM):
         self.stats = Counter()
         accelerator = getattr(self, "accelerator", None)  # HFLM shards only across GPUs; CPU processes (gloo) too
         if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
-            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+            set_process_shard(self, accelerator.process_index, accelerator.num_processes)
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         self._moments_wanted = {request.args for request in requests if wants_moments(request)}
