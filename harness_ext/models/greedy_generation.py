@@ -15,6 +15,7 @@ anything else goes to ``model.generate``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -82,6 +83,11 @@ def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return output[:, : width + longest], row_steps
 
 
+def _cache_argument(model) -> str:
+    """The forward argument that takes the KV cache: ``cache`` in newer transformers (5.24), ``past_key_values`` before (5.19)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class _Rows:
     """Rows decoding together: their KV cache, the attention mask over it, each row's next position,
     the token each row produced last (not yet in the cache) and the new tokens so far."""
@@ -109,15 +115,15 @@ class _Rows:
         input_ids, mask = input_ids[:, first:], attention_mask[:, first:]
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
         cache = DynamicCache(config=model.config)
-        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits
+        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                       logits_to_keep=1, **{_cache_argument(model): cache}).logits
         return cls(ids, cache, mask, positions[:, -1:] + 1, logits[:, -1].float().argmax(-1))
 
     def step(self, model) -> "_Rows":
         """One decoding step: the last tokens go into the cache, the next ones come out."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self), 1))], dim=-1)
         logits = model(input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
-                       cache=self.cache, use_cache=True, logits_to_keep=1).logits
+                       use_cache=True, logits_to_keep=1, **{_cache_argument(model): self.cache}).logits
         self.tokens, self.positions = logits[:, -1].float().argmax(-1), self.positions + 1
         return self
 
