@@ -117,28 +117,6 @@ def run_suite(model: str, tasks: list[str], limit: int | None, batch_size: int, 
     return {"lm": lm, "index_s": lm.log.load_started - started, "load_s": lm.log.load_s, "eval_s": ended - loaded}
 
 
-def vllm_round(model_path: str, args, prompts: set) -> dict:
-    """The suite on ``unlearn_vllm`` and vLLM's generation floor over the hf suite's unique prompts."""
-    from eval_vllm import generation_floor, run_vllm_suite
-
-    suite = run_vllm_suite(model_path, args.tasks, args.limit, args.metadata, args.max_model_len)
-    suite["generation_floor_s"] = generation_floor(suite.pop("lm"), prompts)
-    return suite
-
-
-def vllm_table(rounds: list[dict], m: dict) -> list[str]:
-    """hf vs vLLM: engine start, evaluation and the generation floor of each (medians)."""
-    med = lambda key: statistics.median(r["vllm"][key] for r in rounds)  # noqa: E731
-    return [
-        "| backend | model load / engine start s | evaluation s | generation floor s |", "| --- | ---: | ---: | ---: |",
-        f"| unlearn_hf (transformers) | {m['load_s']:.1f} | {m['eval_s']:.1f} | {m['floor_generation']:.1f}"
-        " (greedy `model.generate`) |",
-        f"| unlearn_vllm (vLLM) | {med('load_s'):.1f} | {med('eval_s'):.1f} | {med('generation_floor_s'):.1f}"
-        " (`LLM.generate`, all prompts at once) |", "",
-        f"**vllm/hf evaluation = {med('eval_s') / m['eval_s']:.2f}**; unlearn_vllm counters: {rounds[-1]['vllm']['stats']}.",
-    ]
-
-
 def machine() -> dict:
     import lm_eval  # noqa: F401
     import torch
@@ -242,6 +220,8 @@ def report(args, model_name: str, info: dict, fixed: dict, rounds: list[dict]) -
         f" (fixed overhead + evaluation)/floor = {(fixed_s + m['eval_s']) / m['floor_s']:.2f}.",
     ]
     if "vllm" in rounds[-1]:
+        from eval_vllm import vllm_table
+
         lines += ["", "## hf vs vLLM (same suite, same run)", "", *vllm_table(rounds, m)]
     if args.workload == "open-unlearning" and args.limit is None and args.model is None:
         m["vs_open_unlearning"] = (fixed_s + m["eval_s"]) / OPEN_UNLEARNING_ANCHOR_S
@@ -314,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             lm = suite["lm"]
             suite["floor"] = floor(lm.model, lm.tokenizer, lm.log, args.batch_size)
             if args.backend == "vllm":
+                from eval_vllm import vllm_round
+
                 suite["vllm"] = vllm_round(model_path, args, lm.log.prompts)
             rounds.append(suite)
     model = rounds[-1]["lm"].model

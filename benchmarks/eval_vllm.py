@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import statistics
 import time
 
 from lm_eval.api.registry import register_model
@@ -67,3 +68,23 @@ def generation_floor(lm: RecordingVLLM, prompts: set[tuple[str, str]]) -> float:
         lm.model.generate([{"prompt_token_ids": lm.tok_encode(context)} for context in contexts], params,
                           use_tqdm=False)
     return time.perf_counter() - started
+
+
+def vllm_round(model_path: str, args, prompts: set) -> dict:
+    """The suite on ``unlearn_vllm`` and vLLM's generation floor over the hf suite's unique prompts."""
+    suite = run_vllm_suite(model_path, args.tasks, args.limit, args.metadata, args.max_model_len)
+    suite["generation_floor_s"] = generation_floor(suite.pop("lm"), prompts)
+    return suite
+
+
+def vllm_table(rounds: list[dict], m: dict) -> list[str]:
+    """hf vs vLLM: engine start, evaluation and the generation floor of each (medians)."""
+    med = lambda key: statistics.median(r["vllm"][key] for r in rounds)  # noqa: E731
+    return [
+        "| backend | model load / engine start s | evaluation s | generation floor s |", "| --- | ---: | ---: | ---: |",
+        f"| unlearn_hf (transformers) | {m['load_s']:.1f} | {m['eval_s']:.1f} | {m['floor_generation']:.1f}"
+        " (greedy `model.generate`) |",
+        f"| unlearn_vllm (vLLM) | {med('load_s'):.1f} | {med('eval_s'):.1f} | {med('generation_floor_s'):.1f}"
+        " (`LLM.generate`, all prompts at once) |", "",
+        f"**vllm/hf evaluation = {med('eval_s') / m['eval_s']:.2f}**; unlearn_vllm counters: {rounds[-1]['vllm']['stats']}.",
+    ]
