@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from unlearn_tasks.errors import MetadataError
+
 FILLER = "something"
 TEMPLATES = {
     "role_play": (
@@ -107,26 +109,26 @@ def from_metadata(metadata: dict) -> InputAttack | None:
     if name is None and not given:
         return None
     if name is None:
-        raise ValueError(f"metadata {', '.join(sorted(given))} given without attack; known: {', '.join(INPUT_ATTACKS)}")
+        raise MetadataError(f"metadata {', '.join(sorted(given))} given without attack; known: {', '.join(INPUT_ATTACKS)}")
     if name not in _ATTACKS:
-        raise ValueError(
+        raise MetadataError(
             f"metadata attack={name!r} is not an input attack; known: {', '.join(INPUT_ATTACKS)} "
             "(model attacks — relearn, quantize, probes — change the checkpoint: see docs/robustness.md)"
         )
     allowed = [f"attack_{parameter}" for parameter in _ATTACKS[name].parameters]
     unused = sorted(set(given) - set(allowed))
     if unused:
-        raise ValueError(f"metadata {', '.join(unused)} not used by attack {name!r}; it takes: {', '.join(allowed) or 'nothing'}")
+        raise MetadataError(f"metadata {', '.join(unused)} not used by attack {name!r}; it takes: {', '.join(allowed) or 'nothing'}")
     return _checked(InputAttack(name, **{key.removeprefix("attack_"): value for key, value in given.items()}))
 
 
 def _checked(attack: InputAttack) -> InputAttack:
     if isinstance(attack.rate, bool) or not isinstance(attack.rate, (int, float)) or not 0 <= attack.rate <= 1:
-        raise ValueError(f"metadata attack_rate must be a number in [0, 1], got {attack.rate!r}")
+        raise MetadataError(f"metadata attack_rate must be a number in [0, 1], got {attack.rate!r}")
     if isinstance(attack.seed, bool) or not isinstance(attack.seed, int) or attack.seed < 0:
-        raise ValueError(f"metadata attack_seed must be an integer ≥ 0, got {attack.seed!r}")
+        raise MetadataError(f"metadata attack_seed must be an integer ≥ 0, got {attack.seed!r}")
     if attack.template not in TEMPLATES:
-        raise ValueError(f"metadata attack_template={attack.template!r} is unknown; known: {', '.join(TEMPLATES)}")
+        raise MetadataError(f"metadata attack_template={attack.template!r} is unknown; known: {', '.join(TEMPLATES)}")
     return attack
 
 

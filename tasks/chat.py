@@ -22,6 +22,8 @@ import datetime as _datetime
 import functools
 from typing import Callable
 
+from unlearn_tasks.errors import MetadataError
+
 #: The date every chat template renders unless metadata ``date_string`` says otherwise
 #: (open-unlearning's Llama-3 configs pin the same).
 DEFAULT_DATE = "10 Apr 2025"
@@ -36,7 +38,7 @@ def parse_date(date_string: str) -> _datetime.datetime:
     try:
         return _datetime.datetime.strptime(date_string, DATE_FORMAT)
     except (TypeError, ValueError):
-        raise ValueError(f"metadata date_string={date_string!r} must look like {DEFAULT_DATE!r} (day month year)") from None
+        raise MetadataError(f"metadata date_string={date_string!r} must look like {DEFAULT_DATE!r} (day month year)") from None
 
 
 @contextlib.contextmanager

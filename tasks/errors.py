@@ -10,3 +10,8 @@ from __future__ import annotations
 
 class UnlearnBenchError(Exception):
     """Bad input or an impossible request; the message says what, where and how to fix it."""
+
+
+class MetadataError(UnlearnBenchError, ValueError):
+    """A task option the run cannot use: unknown or malformed ``--metadata`` (convention, attack, date_string,
+    fluency_ref, ...), a ``--model_args`` value a task needs, or an lm-eval flag the task refuses."""

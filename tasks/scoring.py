@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from lm_eval.api.instance import Instance
 
 from unlearn_metrics import memorization
+from unlearn_tasks.errors import MetadataError
 from unlearn_tasks.tokenization import PROBE_KWARGS, LmEvalTokenization, TokenRequests
 
 
@@ -56,8 +57,8 @@ class Scores:
         return Scores(self.logprobs[start:stop], cut(self.greedy), cut(self.means), cut(self.variances), self.exact_tokens)
 
 
-class TokenDetailsMissing(RuntimeError):
-    pass
+class TokenDetailsMissing(MetadataError):
+    """Metadata token_details is set, but the model returns plain (loglikelihood, is_greedy) responses."""
 
 
 @dataclass(frozen=True)

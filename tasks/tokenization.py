@@ -22,6 +22,8 @@ import collections
 import functools
 from dataclasses import dataclass, field
 
+from unlearn_tasks.errors import MetadataError
+
 #: Generation arguments of a probe: one greedy token (lm-eval adds the EOS text as the only stop).
 PROBE_KWARGS = {"until": [], "max_gen_toks": 1, "do_sample": False, "temperature": 0.0}
 
@@ -54,7 +56,7 @@ class LmEvalTokenization:
 
         name = tokenizer if isinstance(tokenizer, str) else pretrained
         if not isinstance(name, str):
-            raise ValueError("the plain scoring path needs the tokenizer: pass pretrained=<path or hub id> in --model_args")
+            raise MetadataError("the plain scoring path needs the tokenizer: pass pretrained=<path or hub id> in --model_args")
         loaded = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
         return cls(loaded, add_bos_token)
 
@@ -116,7 +118,7 @@ class LmEvalTokenization:
 def _token_ends(tokenizer, text: str, count: int) -> list[int]:
     """Character end offset of each token of ``text`` (fast tokenizers only)."""
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("the plain scoring path needs a fast tokenizer (character offsets)")
+        raise MetadataError("the plain scoring path needs a fast tokenizer (character offsets)")
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     offsets = encoding["offset_mapping"]
     special = count - len(offsets)  # tokens added by encode() (e.g. BOS) have no offsets here

@@ -6,20 +6,25 @@ import pytest
 
 from harness_ext import evaluation
 from harness_ext.cli import main
+from harness_ext.demo.synth import SynthError, WordTableError
 from harness_ext.evaluation import MissingEngineError
 from harness_ext.io import OutputError
 from harness_ext.leaderboard import LeaderboardError
 from harness_ext.mixing import MixingError
 from harness_ext.models.probe import ProbeError
+from harness_ext.robustness.attacks import AttackNameError
 from harness_ext.robustness.family import FamilyError
 from harness_ext.unlearning.config import UnlearnError
 from unlearn_tasks.datasource import DataError
-from unlearn_tasks.errors import UnlearnBenchError
+from unlearn_tasks.errors import MetadataError, UnlearnBenchError
+from unlearn_tasks.request_cache import RequestCacheError
+from unlearn_tasks.scoring import TokenDetailsMissing
 from unlearn_tasks.tofu.reference import RetainReferenceError
 
 
 @pytest.mark.parametrize("error", [DataError, RetainReferenceError, OutputError, UnlearnError, MixingError,
-                                   FamilyError, LeaderboardError, MissingEngineError, ProbeError])
+                                   FamilyError, LeaderboardError, MissingEngineError, ProbeError, MetadataError,
+                                   TokenDetailsMissing, AttackNameError, SynthError, WordTableError, RequestCacheError])
 def test_every_error_class_of_ours_shares_the_base(error):
     """(VLLMLoadError too: importing harness_ext.models.vllm needs the vLLM engine; tests/test_vllm.py.)"""
     assert issubclass(error, UnlearnBenchError)

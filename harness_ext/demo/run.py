@@ -16,6 +16,7 @@ from pathlib import Path
 from harness_ext.demo.phases import run_pipeline
 from harness_ext.demo.presets import QUIET_LOGGERS, DemoConfig
 from harness_ext.demo.steps import Ledger, exclusive, forget_stamps
+from unlearn_tasks.datasource import DataError
 
 
 def data_dir(config: DemoConfig, work: Path) -> Path | None:
@@ -26,8 +27,8 @@ def data_dir(config: DemoConfig, work: Path) -> Path | None:
         return None
     folder = Path(config.data).expanduser().resolve()
     if not (folder / "tofu").is_dir():
-        raise ValueError(f"--data {config.data}: no tofu/ folder in it; give a folder in the $UNLEARN_DATA_DIR "
-                         "layout (<folder>/tofu/<config>.jsonl), 'hub', or 'synthetic'")
+        raise DataError(f"--data {config.data}: no tofu/ folder in it; give a folder in the $UNLEARN_DATA_DIR "
+                        "layout (<folder>/tofu/<config>.jsonl), 'hub', or 'synthetic'")
     return folder
 
 

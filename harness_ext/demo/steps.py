@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness_ext.io import atomic_write_json
+from harness_ext.io import OutputError, atomic_write_json
 from harness_ext.provenance import code_fingerprint, data_fingerprint, digest
 
 STAMP_SUFFIX = ".demo.json"
@@ -140,5 +140,5 @@ def exclusive(work: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OSError(f"another demo is writing into {work}; wait for it or choose another --out") from None
+            raise OutputError(f"another demo is writing into {work}; wait for it or choose another --out") from None
         yield

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_ext.io import atomic_folder
+from unlearn_tasks.datasource import DataError
+from unlearn_tasks.errors import UnlearnBenchError
 
 FORGET_PERCENTS = (1, 5, 10)
 PERTURBED_COUNT = 5
@@ -26,8 +28,12 @@ WORDS_FILE = Path(__file__).with_name("synth_words.json")
 ARITHMETIC_QUESTIONS = 8
 
 
-class WordTableError(ValueError):
+class WordTableError(DataError):
     """The word-table file is unreadable or lacks a table the generator needs."""
+
+
+class SynthError(UnlearnBenchError, ValueError):
+    """Author counts the synthetic benchmark cannot be made with."""
 
 
 def load_words(path: Path = WORDS_FILE) -> dict:
@@ -94,7 +100,7 @@ def forget_author_counts(authors: int) -> dict[int, int]:
     """Authors in forget01/05/10: ``max(1, round_half_up(authors × pct / 100))``, whole authors only."""
     counts = {pct: max(1, round_half_up(authors * pct / 100)) for pct in FORGET_PERCENTS}
     if counts[max(FORGET_PERCENTS)] >= authors:
-        raise ValueError(f"authors={authors} leaves no retain authors; use at least 2")
+        raise SynthError(f"authors={authors} leaves no retain authors; use at least 2")
     return counts
 
 
@@ -103,7 +109,7 @@ def holdout_author_counts(authors: int, holdout_authors: int | None) -> dict[int
     if holdout_authors is None:
         return forget_author_counts(authors)
     if holdout_authors < 1:
-        raise ValueError(f"holdout_authors must be at least 1, got {holdout_authors}")
+        raise SynthError(f"holdout_authors must be at least 1, got {holdout_authors}")
     return {pct: min(holdout_authors, max(1, round_half_up(holdout_authors * pct / 10))) for pct in FORGET_PERCENTS}
 
 
@@ -122,7 +128,7 @@ def draw_names(rng: random.Random, count: int, taken: list[str]) -> list[str]:
         if not any(candidate in name or name in candidate for name in names):
             names.append(candidate)
     if len(names) < len(taken) + count:
-        raise ValueError(f"cannot draw {count} more distinct author names (name tables too small)")
+        raise SynthError(f"cannot draw {count} more distinct author names (name tables too small): ask for fewer authors")
     return names[len(taken):]
 
 

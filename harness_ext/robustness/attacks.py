@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from unlearn_tasks.errors import UnlearnBenchError
+
 DEFAULT_ATTACKS = ("noise", "jailbreak", "paraphrase", "relearn", "quantize4", "probe_lens")
+
+
+class AttackNameError(UnlearnBenchError, ValueError):
+    """An ``--attacks`` list naming an unknown attack, one attack twice, or none."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ def get_attacks(names: list[str]) -> list[Attack]:
     """The attacks named, in order; an unknown or repeated name is an error listing the known ones."""
     unknown = [name for name in names if name not in ATTACKS]
     if unknown:
-        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+        raise AttackNameError(f"unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     if len(set(names)) != len(names) or not names:
-        raise ValueError(f"give each attack once, at least one: got {', '.join(names) or 'none'}")
+        raise AttackNameError(f"give each attack once, at least one: got {', '.join(names) or 'none'}")
     return [ATTACKS[name] for name in names]

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 
-from harness_ext.unlearning.config import TrainConfig, UnlearnError
+from harness_ext.unlearning.config import TrainConfig
 from harness_ext.unlearning.control import CONTROLS, ControlConfig
 from harness_ext.unlearning.losses import METHODS
 from harness_ext.unlearning.metric import MetricSpec
-from unlearn_tasks.datasource import DataError
+from unlearn_tasks.errors import UnlearnBenchError
 
 TRAIN_FLAGS = {
     "lr": (float, "AdamW learning rate"),
@@ -126,10 +126,11 @@ def add_mix_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
 
 
 def reported(command: str, run) -> int:
-    """Run ``run()``; bad input becomes one ``error:`` line on stderr and exit status 2."""
+    """Run ``run()``; bad input (any :class:`UnlearnBenchError`) becomes one ``error:`` line on stderr and exit
+    status 2, as the command line reports it, also for a caller of ``run_*`` without it."""
     try:
         run()
-    except (UnlearnError, DataError) as error:
+    except UnlearnBenchError as error:
         print(f"unlearn-bench {command}: error: {error}", file=sys.stderr)
         return 2
     return 0

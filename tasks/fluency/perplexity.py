@@ -16,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from unlearn_tasks.errors import MetadataError
+
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 8
@@ -24,15 +26,15 @@ BATCH_SIZE = 8
 def reference_perplexity(items: list[dict], checkpoint: str | None, batch_size: int = BATCH_SIZE) -> float:
     """Token-weighted perplexity of ``items`` ({"context", "generation"}) under ``checkpoint``."""
     if not checkpoint:
-        raise ValueError("ppl_ref needs metadata fluency_ref (a Hugging Face checkpoint path or id)")
+        raise MetadataError("ppl_ref needs metadata fluency_ref (a Hugging Face checkpoint path or id)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
-    except OSError as error:
-        raise ValueError(f"fluency_ref {checkpoint!r} cannot be loaded as a causal LM checkpoint: {error}") from None
+    except (OSError, ValueError) as error:  # no such checkpoint; a folder without a usable tokenizer
+        raise MetadataError(f"fluency_ref {checkpoint!r} cannot be loaded as a causal LM checkpoint: {error}") from None
     encoded = [_encode(tokenizer, item["context"], item["generation"]) for item in items]
     encoded = [(tokens, count) for tokens, count in encoded if count > 0]
     if not encoded:

@@ -11,6 +11,7 @@ import functools
 
 from unlearn_metrics import fluency
 from unlearn_tasks import prompts
+from unlearn_tasks.errors import MetadataError
 from unlearn_tasks.fluency.perplexity import reference_perplexity
 from unlearn_tasks.tofu.task import TofuTask
 
@@ -38,7 +39,7 @@ class FluencyTask(TofuTask):
         try:
             return self.builder.tokenizer.tokenizer
         except (ValueError, OSError) as error:
-            raise ValueError(
+            raise MetadataError(
                 f"{self.config.task} counts generated tokens with the evaluated model's tokenizer, "
                 f"from metadata pretrained/tokenizer: {error}"
             ) from None

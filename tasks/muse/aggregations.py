@@ -6,6 +6,7 @@ import logging
 import math
 
 from unlearn_metrics import muse
+from unlearn_tasks.errors import MetadataError
 from unlearn_tasks.mia.aggregations import auc
 from unlearn_tasks.tofu.reference import PRIVLEAK_REFERENCE_KEY, load_mia_reference
 
@@ -20,16 +21,23 @@ def retrain_auc(metadata: dict, task: str, documents, settings: dict) -> float |
     model's Min-K% AUC from ``retain_ref`` (``unlearn-bench reference``, made under the run's ``settings``),
     else None."""
     if metadata.get(RETRAIN_KEY) is not None:
-        value = float(metadata[RETRAIN_KEY])
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"{RETRAIN_KEY} must be an AUC in (0, 1] (MUSE's orientation); got {value!r}")
-        return value
+        return _given_retrain_auc(metadata[RETRAIN_KEY])
     path = metadata.get("retain_ref")
     if not path:
         return None
     members = sum(1 for doc in documents if doc["member"])
     reference = load_mia_reference(path, task, members, len(documents) - members, settings)
     return muse.muse_auc(reference.values[PRIVLEAK_REFERENCE_KEY])
+
+
+def _given_retrain_auc(given) -> float:
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 < value <= 1.0:
+        raise MetadataError(f"metadata {RETRAIN_KEY} must be an AUC in (0, 1] (MUSE's orientation); got {given!r}")
+    return value
 
 
 def privleak(items: list[tuple[bool, float]], muse_auc_retrain: float | None = None) -> float:

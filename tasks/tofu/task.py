@@ -14,6 +14,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from unlearn_metrics import rouge, tofu
 from unlearn_tasks import attacks, chat, prompts, scoring
+from unlearn_tasks.errors import MetadataError
 from unlearn_tasks.request_cache import NoRequestCache
 from unlearn_tasks.scoring import RequestBuilder, ScoredSequence, Scores
 from unlearn_tasks.tofu import aggregations
@@ -37,7 +38,7 @@ class TofuTask(NoRequestCache, ConfigurableTask):
         self.metadata = dict(config.get("metadata") or {})
         self.convention = self.metadata.get("convention", prompts.DEFAULT)
         if self.convention not in prompts.CONVENTIONS:
-            raise ValueError(f"unknown convention {self.convention!r}; known: {', '.join(prompts.CONVENTIONS)}")
+            raise MetadataError(f"unknown metadata convention {self.convention!r}; known: {', '.join(prompts.CONVENTIONS)}")
         self.attack = attacks.from_metadata(self.metadata)  # input attacks: unlearn_tasks.attacks
         self.metadata.setdefault("date_string", chat.DEFAULT_DATE)  # recorded in the results' task config
         chat.parse_date(self.metadata["date_string"])
