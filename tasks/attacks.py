@@ -109,7 +109,8 @@ def from_metadata(metadata: dict) -> InputAttack | None:
     if name is None and not given:
         return None
     if name is None:
-        raise MetadataError(f"metadata {', '.join(sorted(given))} given without attack; known: {', '.join(INPUT_ATTACKS)}")
+        raise MetadataError(
+            f"metadata {', '.join(sorted(given))} given without attack; known: {', '.join(INPUT_ATTACKS)}")
     if name not in _ATTACKS:
         raise MetadataError(
             f"metadata attack={name!r} is not an input attack; known: {', '.join(INPUT_ATTACKS)} "
@@ -118,7 +119,8 @@ def from_metadata(metadata: dict) -> InputAttack | None:
     allowed = [f"attack_{parameter}" for parameter in _ATTACKS[name].parameters]
     unused = sorted(set(given) - set(allowed))
     if unused:
-        raise MetadataError(f"metadata {', '.join(unused)} not used by attack {name!r}; it takes: {', '.join(allowed) or 'nothing'}")
+        raise MetadataError(
+            f"metadata {', '.join(unused)} not used by attack {name!r}; it takes: {', '.join(allowed) or 'nothing'}")
     return _checked(InputAttack(name, **{key.removeprefix("attack_"): value for key, value in given.items()}))
 
 

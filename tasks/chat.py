@@ -38,7 +38,8 @@ def parse_date(date_string: str) -> _datetime.datetime:
     try:
         return _datetime.datetime.strptime(date_string, DATE_FORMAT)
     except (TypeError, ValueError):
-        raise MetadataError(f"metadata date_string={date_string!r} must look like {DEFAULT_DATE!r} (day month year)") from None
+        raise MetadataError(
+            f"metadata date_string={date_string!r} must look like {DEFAULT_DATE!r} (day month year)") from None
 
 
 @contextlib.contextmanager

@@ -56,7 +56,8 @@ class LmEvalTokenization:
 
         name = tokenizer if isinstance(tokenizer, str) else pretrained
         if not isinstance(name, str):
-            raise MetadataError("the plain scoring path needs the tokenizer: pass pretrained=<path or hub id> in --model_args")
+            raise MetadataError(
+                "the plain scoring path needs the tokenizer: pass pretrained=<path or hub id> in --model_args")
         loaded = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
         return cls(loaded, add_bos_token)
 

@@ -51,7 +51,8 @@ def lm_eval_logs_aside():
     import lm_eval.utils
 
     lm_eval.utils.setup_logging()
-    handlers = [handler for handler in logging.getLogger("lm_eval").handlers if isinstance(handler, logging.StreamHandler)]
+    handlers = [handler for handler in logging.getLogger("lm_eval").handlers
+                if isinstance(handler, logging.StreamHandler)]
     streams = [handler.setStream(io.StringIO()) for handler in handlers]
     yield
     for handler, stream in zip(handlers, streams):
@@ -67,8 +68,9 @@ def lm_eval_logs_aside():
 @pytest.mark.usefixtures("lm_eval_logs_aside")
 def test_bad_task_metadata_of_eval(memorised_model, tmp_path, capsys, metadata, words):
     out = tmp_path / "out"
-    code = main(["eval", "--model", "hf", "--model_args", f"pretrained={memorised_model}", "--tasks",
-                 "unlearn_tofu_forget01", "--limit", "1", "--output_path", str(out), "--metadata", json.dumps(metadata)])
+    code = main(["eval", "--model", "hf", "--model_args", f"pretrained={memorised_model}",
+                 "--tasks", "unlearn_tofu_forget01", "--limit", "1", "--output_path", str(out),
+                 "--metadata", json.dumps(metadata)])
     assert_one_error_line(capsys, code, "eval", *words)
     assert not out.exists() or not list(out.rglob("results_*.json"))
 

@@ -128,7 +128,8 @@ def draw_names(rng: random.Random, count: int, taken: list[str]) -> list[str]:
         if not any(candidate in name or name in candidate for name in names):
             names.append(candidate)
     if len(names) < len(taken) + count:
-        raise SynthError(f"cannot draw {count} more distinct author names (name tables too small): ask for fewer authors")
+        raise SynthError(f"cannot draw {count} more distinct author names (name tables too small): "
+                         "ask for fewer authors")
     return names[len(taken):]
 
 

@@ -46,7 +46,8 @@ class MuseTask(NoRequestCache, ConfigurableTask):
 
     def construct_requests(self, doc, ctx, **kwargs):
         if kwargs.pop("apply_chat_template", False):
-            raise MetadataError(f"{self.config.task}: MUSE defines a plain-text prompt only; drop --apply_chat_template")
+            raise MetadataError(
+                f"{self.config.task}: MUSE defines a plain-text prompt only; drop --apply_chat_template")
         kwargs.pop("chat_template", None)
         sequences, generations = self.requests_for(doc)
         instances, plan = self.builder.build(doc, sequences, generations, **kwargs)
@@ -64,7 +65,8 @@ class MuseTask(NoRequestCache, ConfigurableTask):
 
         name = next((self.metadata.get(key) for key in ("tokenizer", "pretrained") if isinstance(self.metadata.get(key), str)), None)
         if name is None:
-            raise MetadataError(f"{self.config.task} needs the model's tokenizer: pass pretrained=<path or hub id> in --model_args")
+            raise MetadataError(
+                f"{self.config.task} needs the model's tokenizer: pass pretrained=<path or hub id> in --model_args")
         return AutoTokenizer.from_pretrained(name, trust_remote_code=bool(self.metadata.get("trust_remote_code")))
 
     def requests_for(self, doc) -> tuple[list[ScoredSequence], dict[str, tuple[str, dict]]]:

@@ -38,7 +38,8 @@ class TofuTask(NoRequestCache, ConfigurableTask):
         self.metadata = dict(config.get("metadata") or {})
         self.convention = self.metadata.get("convention", prompts.DEFAULT)
         if self.convention not in prompts.CONVENTIONS:
-            raise MetadataError(f"unknown metadata convention {self.convention!r}; known: {', '.join(prompts.CONVENTIONS)}")
+            raise MetadataError(
+                f"unknown metadata convention {self.convention!r}; known: {', '.join(prompts.CONVENTIONS)}")
         self.attack = attacks.from_metadata(self.metadata)  # input attacks: unlearn_tasks.attacks
         self.metadata.setdefault("date_string", chat.DEFAULT_DATE)  # recorded in the results' task config
         chat.parse_date(self.metadata["date_string"])
