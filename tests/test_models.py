@@ -253,3 +253,14 @@ def test_bf16_model_gives_float32_es_em_and_prob(memorised_model):
     # questions' lower probabilities move ~2e-3 with the bf16 body itself, whatever the softmax's dtype
     assert half["prob,none"] == pytest.approx(full["prob,none"], abs=1e-4)
     assert half["prob_para,none"] == pytest.approx(full["prob_para,none"], abs=5e-3)
+
+
+def test_a_continuation_beyond_the_context_is_one_of_our_errors(special_tokens):
+    from harness_ext.models.hf import ModelInputError
+    from unlearn_tasks.errors import UnlearnBenchError
+
+    model, tokenizer = special_tokens
+    lm = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=2, device="cpu", max_length=8)
+    with pytest.raises(ModelInputError, match="9 tokens cannot be scored.*max_length = 8") as error:
+        lm._loglikelihood_tokens([(None, [1], list(range(1, 10)))])
+    assert isinstance(error.value, UnlearnBenchError)

@@ -25,6 +25,11 @@ from harness_ext.lm_eval_internals import set_process_shard
 from harness_ext.models.batch_size import scoring_batch_size
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
 from harness_ext.models.head_scoring import HeadScorer, PositionScores
+from unlearn_tasks.errors import UnlearnBenchError
+
+
+class ModelInputError(UnlearnBenchError, ValueError):
+    """The model cannot score what a task asks for (not a causal LM; a continuation beyond its context)."""
 
 
 class TokenScores(tuple):
@@ -73,7 +78,7 @@ class UnlearnHFLM(HFLM):
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         if self.backend != "causal":
-            raise NotImplementedError("unlearn_hf scores causal language models only")
+            raise ModelInputError("unlearn_hf scores causal language models only")
         moments_wanted = getattr(self, "_moments_wanted", None)
         windows = [self._window(context, continuation) for _, context, continuation in requests]
         needed: dict[tuple, tuple[int, bool]] = {}
@@ -94,7 +99,8 @@ class UnlearnHFLM(HFLM):
     def _window(self, context: list[int], continuation: list[int]) -> tuple[tuple, int]:
         """The model input (left-truncated to max_length + 1 tokens, as HFLM does) and its scored length."""
         if not continuation or len(continuation) > self.max_length:
-            raise ValueError(f"continuation of {len(continuation)} tokens cannot be scored (max {self.max_length})")
+            raise ModelInputError(f"a continuation of {len(continuation)} tokens cannot be scored (at least 1, at most"
+                                  f" max_length = {self.max_length}; raise max_length in --model_args)")
         return tuple((context + continuation)[-(self.max_length + 1):]), len(continuation)
 
     def _score_unique(self, needed: dict[tuple, tuple[int, bool]], disable_tqdm: bool) -> dict[tuple, "_SequenceScores"]:

@@ -20,7 +20,7 @@ from collections import Counter
 import lm_eval.models  # noqa: F401  (fill lm-eval's registry with the built-ins first)
 from lm_eval.api.registry import register_model
 
-from harness_ext.models.hf import TokenScores
+from harness_ext.models.hf import ModelInputError, TokenScores
 from unlearn_tasks.errors import UnlearnBenchError
 
 
@@ -85,7 +85,8 @@ class UnlearnVLLM(VLLM):
         and how many of its last tokens are scored."""
         room = self.max_length - 1
         if not continuation or len(continuation) >= room:
-            raise ValueError(f"continuation of {len(continuation)} tokens cannot be scored (max {room - 1})")
+            raise ModelInputError(f"a continuation of {len(continuation)} tokens cannot be scored (at least 1, at most"
+                                  f" {room - 1} with max_model_len = {self.max_length}; raise max_model_len)")
         return tuple((context + continuation)[-room:]), len(continuation)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
