@@ -227,3 +227,27 @@ def test_a_reference_made_with_a_chat_template_is_read_with_that_template_only(l
     tokenizer.chat_template = tokenizer.chat_template.replace("<assistant>", "<bot>")
     with pytest.raises(RetainReferenceError, match=r"chat_template: reference 'sha256:[0-9a-f]{64}', this run 'sha256:"):
         evaluate(lm, [MIA], metadata=metadata, apply_chat_template=True, bootstrap_iters=0)
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda entry: entry.pop("questions"), "KeyError"),
+    (lambda entry: entry.update(truth_ratio=["high", 1, 2]), "could not convert"),
+    (lambda entry: entry.update(truth_ratio=[0.5, -1.0, 2.0]), "finite number ≥ 0, got -1.0"),
+    (lambda entry: entry.update(truth_ratio=[0.5]), "1 truth ratios for 3 documents"),
+    (lambda entry: entry.update(settings=["default"]), "AttributeError"),
+])
+def test_a_hand_broken_reference_is_one_error_naming_the_file(tmp_path, edit, says):
+    path = reference_file(tmp_path / "ref.json", DEFAULT_SETTINGS)
+    data = json.loads(path.read_text())
+    edit(data["tasks"][FORGET])
+    path.write_text(json.dumps(data))
+    with pytest.raises(RetainReferenceError, match=f"retain_ref {path} is malformed for {FORGET}.*{says}"):
+        load_reference(path, FORGET, QUESTIONS, {"convention": "default", "task_version": 1})
+
+
+def test_a_hand_broken_mia_reference_is_one_error(tmp_path):
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps({"format": FORMAT, "tasks": {MIA: {"settings": DEFAULT_SETTINGS, "members": 3,
+                                                                  "nonmembers": 3, "auc_mink": "half"}}}))
+    with pytest.raises(RetainReferenceError, match="malformed.*could not convert"):
+        load_mia_reference(path, MIA, 3, 3, {"convention": "default", "task_version": 1})

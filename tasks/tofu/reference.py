@@ -24,8 +24,10 @@ Two formats are read:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,16 +87,40 @@ def load_reference(path: str | Path, task: str, questions: list[str], run: dict)
     """The reference's per-item R in the task's document order, checked against ``questions`` and the
     run's settings ``run`` (those known before the first prompt; the rest are checked later with ``check``)."""
     data = _read(Path(path))
-    if "forget_truth_ratio" in data and "format" not in data:
-        _open_unlearning_allowed(path, task, run)
-        return RetainReference(str(path), task, _open_unlearning(data, path, len(questions)), None)
-    entry = _entry(data, path, task, run)
-    if entry["questions"] != questions:
+    with _well_formed(path, task):
+        if "forget_truth_ratio" in data and "format" not in data:
+            _open_unlearning_allowed(path, task, run)
+            return RetainReference(str(path), task, _ratios(_open_unlearning(data, path, len(questions))), None)
+        entry = _entry(data, path, task, run)
+        if entry["questions"] != questions:
+            raise RetainReferenceError(
+                f"retain_ref {path} for {task} covers {len(entry['questions'])} documents that do not match "
+                f"the task's {len(questions)} (different split or data); rebuild it from a run on the same data"
+            )
+        return RetainReference(str(path), task, _ratios(entry["truth_ratio"], len(questions)), entry["settings"])
+
+
+@contextlib.contextmanager
+def _well_formed(path, task: str):
+    """A hand-edited or truncated reference (a missing key, a value of the wrong type) is one error."""
+    try:
+        yield
+    except RetainReferenceError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise RetainReferenceError(
-            f"retain_ref {path} for {task} covers {len(entry['questions'])} documents that do not match "
-            f"the task's {len(questions)} (different split or data); rebuild it from a run on the same data"
-        )
-    return RetainReference(str(path), task, [float(value) for value in entry["truth_ratio"]], entry["settings"])
+            f"retain_ref {path} is malformed for {task} ({type(error).__name__}: {error}); {REBUILD}") from None
+
+
+def _ratios(values: list, count: int | None = None) -> list[float]:
+    """Truth ratios as floats: one per document, each finite and ≥ 0."""
+    ratios = [float(value) for value in values]
+    if count is not None and len(ratios) != count:
+        raise ValueError(f"{len(ratios)} truth ratios for {count} documents")
+    bad = next((value for value in ratios if not (math.isfinite(value) and value >= 0)), None)
+    if bad is not None:
+        raise ValueError(f"a truth ratio must be a finite number ≥ 0, got {bad}")
+    return ratios
 
 
 def _read(path: Path) -> dict:
@@ -174,12 +200,13 @@ def load_mia_reference(path: str | Path, task: str, members: int, nonmembers: in
     """The retain model's AUCs for ``task`` (at least ``auc_mink``), checked against the task's document
     counts and the run's settings ``run`` (as in :func:`load_reference`)."""
     data = _read(Path(path))
-    if "mia_min_k" in data and "format" not in data:
-        _open_unlearning_allowed(path, task, run)
-        aucs, settings = _open_unlearning_mia(data, path, members, nonmembers), None
-    else:
-        entry = _entry(data, path, task, run)
-        aucs, settings = _ours_mia(entry, path, task, members, nonmembers), entry["settings"]
+    with _well_formed(path, task):
+        if "mia_min_k" in data and "format" not in data:
+            _open_unlearning_allowed(path, task, run)
+            aucs, settings = _open_unlearning_mia(data, path, members, nonmembers), None
+        else:
+            entry = _entry(data, path, task, run)
+            aucs, settings = _ours_mia(entry, path, task, members, nonmembers), entry["settings"]
     value = aucs.get(PRIVLEAK_REFERENCE_KEY)
     if value is None or not 0.0 <= value < 1.0:
         raise RetainReferenceError(
