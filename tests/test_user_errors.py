@@ -185,3 +185,12 @@ def test_a_demo_folder_another_demo_writes_into(tmp_path):
 
 def test_synth_word_tables_are_data():
     assert issubclass(synth.WordTableError, DataError)
+
+
+@pytest.mark.parametrize("value", ["long", "-5", 0.5])
+def test_a_bad_max_length_for_muse_scoring_is_a_metadata_error(value):
+    from unlearn_tasks.errors import MetadataError
+    from unlearn_tasks.muse.context import model_max_length
+
+    with pytest.raises(MetadataError, match="max_length must be a positive number of tokens"):
+        model_max_length({"max_length": value}, tokenizer=None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from unlearn_tasks.errors import MetadataError
+
 logger = logging.getLogger(__name__)
 
 #: lm-eval's HFLM: the config attributes it reads for the context length, and its fallback.
@@ -16,7 +18,13 @@ def model_max_length(metadata: dict, tokenizer) -> int:
     """The context length lm-eval's HF model uses: ``max_length`` from the model args, else the model
     config's, else the tokenizer's (when set), else 2048."""
     if metadata.get("max_length"):
-        return int(metadata["max_length"])
+        try:
+            length = int(metadata["max_length"])
+        except (TypeError, ValueError):
+            length = 0
+        if length < 1:
+            raise MetadataError(f"max_length must be a positive number of tokens, got {metadata['max_length']!r}")
+        return length
     pretrained = metadata.get("pretrained")
     if isinstance(pretrained, str):
         from transformers import AutoConfig
