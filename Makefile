@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo demo-quick test test-slow test-vllm bench clean
+.PHONY: setup demo demo-quick test test-slow setup-vllm test-vllm bench clean
 
 $(BIN)/unlearn-bench: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,10 @@ $(VLLM_VENV)/bin/unlearn-bench: pyproject.toml
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
-test-vllm: $(VLLM_VENV)/bin/unlearn-bench
-	UNLEARN_DATA_DIR=$${UNLEARN_DATA_DIR:-$(DATA)} $(VLLM_VENV)/bin/pytest -q -o addopts="" tests/test_vllm.py
+setup-vllm: $(VLLM_VENV)/bin/unlearn-bench
+
+test-vllm: setup-vllm
+	UNLEARN_DATA_DIR=$${UNLEARN_DATA_DIR:-$(DATA)} $(VLLM_VENV)/bin/pytest -q -rP -o addopts="" tests/test_vllm.py
 
 bench: setup
 	$(BIN)/python benchmarks/eval_speed.py

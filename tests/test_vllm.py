@@ -71,13 +71,15 @@ def test_same_per_token_scores(engines):
     requests = [Instance("loglikelihood", {}, tuple(args), i)
                 for i, args in enumerate(_loglikelihood_arguments(runs["hf"]["samples"][TASKS[0]]))]
     got, expected = vllm.loglikelihood(requests), hf.loglikelihood(requests)
-    tokens = 0
+    tokens, largest = 0, 0.0
     for answer, reference in zip(got, expected):
+        largest = max([largest] + [abs(a - b) for a, b in zip(answer.logprobs, reference.logprobs)])
         assert len(answer.logprobs) == len(reference.logprobs)
         assert answer.logprobs == pytest.approx(reference.logprobs, abs=LOGPROB_TOLERANCE)
         assert answer.greedy == reference.greedy
         assert answer.means is None and reference.means is not None  # vLLM has no next-token distribution
         tokens += len(answer.logprobs)
+    print(f"parity: {tokens} scored tokens, largest |log-prob difference| {largest:.2e}")  # shown by make test-vllm
     assert tokens > 100
 
 
@@ -85,7 +87,7 @@ def test_same_per_token_scores(engines):
 @needs_vllm
 def test_same_metrics_within_tolerance(engines):
     runs, _, _ = engines
-    compared = 0
+    compared, differences = 0, {}
     for task in TASKS:
         hf, vllm = runs["hf"]["results"][task], runs["vllm"]["results"][task]
         for key, value in hf.items():
@@ -96,6 +98,9 @@ def test_same_metrics_within_tolerance(engines):
             else:  # probabilities and truth ratios: exp of summed log-probs
                 assert vllm[key] == pytest.approx(value, rel=1e-2, abs=1e-6, nan_ok=True), (task, key)
             compared += not math.isnan(value)
+            if not math.isnan(value):
+                differences[f"{task}/{key}"] = abs(vllm[key] - value) / max(abs(value), 1e-12)
+    print("parity: relative differences", {key: f"{value:.1e}" for key, value in sorted(differences.items())})
     assert compared >= 8
 
 
