@@ -13,6 +13,7 @@ from harness_ext.cli import main
 from harness_ext.robustness.attacks import ATTACKS, get_attacks
 from harness_ext.robustness.family import FamilyError, build_family
 from harness_ext.robustness.report import FILES, write_report
+from tests.conftest import TOFU_DIR
 from harness_ext.robustness.scoring import CLEAN, METRICS
 from harness_ext.robustness.study import cells, ranking, ranking_sentence, statistics_rows
 from unlearn_metrics.robustness import pair_statistics
@@ -115,3 +116,25 @@ def test_report_files(tmp_path):
     assert "| es " in report and "noise (forget)" in report and "probe_lens (retain)" in report
     assert json.loads((tmp_path / "robustness.json").read_text())["statistics"][0]["metric"] == "prob"
     assert (tmp_path / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cached_scores_key_on_code_and_data(tmp_path, monkeypatch):
+    """A robustness evaluation cached under one code fingerprint or one byte of TOFU data is not reused
+    after either changes."""
+    import shutil
+
+    from harness_ext import provenance
+    from harness_ext.robustness.scoring import Scorer, ScoringSettings
+
+    data = tmp_path / "data"
+    shutil.copytree(TOFU_DIR, data / "tofu")
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(data))
+    key = lambda: Scorer(ScoringSettings(forget="forget01"), tmp_path / "cache").key("m", "noise", {})  # noqa: E731
+    before = key()
+    assert key() == before
+    monkeypatch.setattr(provenance, "code_fingerprint", lambda: "edited code")
+    edited = key()
+    assert edited != before
+    path = data / "tofu" / "holdout01.jsonl"
+    path.write_bytes(path.read_bytes().replace(b"a", b"b", 1))
+    assert key() != edited

@@ -64,29 +64,16 @@ class ScoringSettings:
         return [(("forget",), self.limit), (("utility",), retain), (("mia",), None)]
 
 
-def data_digest() -> str:
-    """SHA-256 of the local TOFU files (``$UNLEARN_DATA_DIR/tofu/*.jsonl``), or the hub's name."""
-    from unlearn_tasks.datasource import local_data_dir
-    from unlearn_tasks.tofu.data import TOFU_HUB_PATH
-
-    folder = local_data_dir()
-    if folder is None:
-        return f"hub:{TOFU_HUB_PATH}"
-    digest = hashlib.sha256()
-    for path in sorted((folder / "tofu").glob("*.jsonl")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 class Scorer:
     """Scores loaded members under attacks, reading and writing the on-disk cache."""
 
     def __init__(self, settings: ScoringSettings, cache: Path, log=print):
-        from harness_ext.provenance import package_version
+        from harness_ext.provenance import number_provenance
 
         self.settings, self.cache, self.log = settings, Path(cache), log
-        self.common = {"tasks": settings.tasks(), "calls": settings.calls(), "batch_size": settings.batch_size,
-                       "data": data_digest(), "version": package_version()}
+        tasks = settings.tasks()
+        self.common = {"tasks": tasks, "calls": settings.calls(), "batch_size": settings.batch_size,
+                       **number_provenance(list(tasks.values()))}
 
     def entry(self, member_name: str, attack_name: str) -> Path:
         return self.cache / member_name / f"{attack_name}.json"
