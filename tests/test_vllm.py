@@ -51,7 +51,10 @@ def engines(smollm2, tofu_data_dir):
 @pytest.mark.slow
 @needs_vllm
 def test_same_greedy_generations(engines):
-    runs, _, _ = engines
+    runs, vllm_lm, hf_lm = engines
+    # each distinct (prompt, settings) generated once by both engines
+    assert vllm_lm.stats["generations"] == hf_lm.stats["generations"] > 0
+    assert vllm_lm.stats["generation_requests"] == hf_lm.stats["generation_requests"]
     for task in TASKS:
         hf = {s["doc_id"]: s["filtered_resps"] for s in runs["hf"]["samples"][task]}
         vllm = {s["doc_id"]: s["filtered_resps"] for s in runs["vllm"]["samples"][task]}

@@ -156,22 +156,17 @@ class UnlearnHFLM(HFLM):
         """Each unique (prompt, settings) generated once; with a numeric batch size, lm-eval hands each
         settings group to :meth:`_model_generate` whole (longest prompt first) and the batch size bounds
         the rows decoding at once, finished rows replaced by the next prompts."""
-        keys = [(request.args[0], json.dumps(request.args[1], sort_keys=True, default=str)) for request in requests]
-        first = {}
-        for position, key in enumerate(keys):
-            first.setdefault(key, position)
-        unique = [requests[position] for position in first.values()]
+        return generate_each_once(self, requests, lambda unique: self._generate_unique(unique, disable_tqdm))
+
+    def _generate_unique(self, unique: list, disable_tqdm: bool) -> list[str]:
         rows = self.batch_size_per_gpu
         self._decode = {"rows": None if rows == "auto" else int(rows), "progress": not disable_tqdm and self.rank == 0}
         if rows != "auto":
             self.batch_size_per_gpu = 0  # lm-eval's Collator: one chunk per settings group
         try:
-            outputs = dict(zip(first, super().generate_until(unique, disable_tqdm=disable_tqdm)))
+            return super().generate_until(unique, disable_tqdm=disable_tqdm)
         finally:
             self.batch_size_per_gpu = rows
-        self.stats["generation_requests"] += len(requests)
-        self.stats["generations"] += len(unique)
-        return [outputs[key] for key in keys]
 
     def _model_generate(self, context, max_length, stop, **generation_kwargs):
         """Plain greedy decoding drops each row once it is done (EOS or stop string) and refills its place;
@@ -230,6 +225,19 @@ class _SequenceScores:
         tail = slice(len(self.logprobs) - length, None)
         cut = lambda values: None if values is None else values[tail]  # noqa: E731
         return TokenScores(self.logprobs[tail], self.greedy[tail], cut(self.means), cut(self.variances))
+
+
+def generate_each_once(lm, requests: list, generate) -> list[str]:
+    """``generate(unique requests)`` once per distinct (prompt, generation settings), answers fanned back
+    out in request order; counted in ``lm.stats``."""
+    keys = [(request.args[0], json.dumps(request.args[1], sort_keys=True, default=str)) for request in requests]
+    first: dict[tuple, int] = {}
+    for position, key in enumerate(keys):
+        first.setdefault(key, position)
+    outputs = dict(zip(first, generate([requests[position] for position in first.values()])))
+    lm.stats["generation_requests"] += len(requests)
+    lm.stats["generations"] += len(first)
+    return [outputs[key] for key in keys]
 
 
 def wants_moments(request) -> bool:

@@ -20,7 +20,7 @@ from collections import Counter
 import lm_eval.models  # noqa: F401  (fill lm-eval's registry with the built-ins first)
 from lm_eval.api.registry import register_model
 
-from harness_ext.models.hf import ModelInputError, TokenScores
+from harness_ext.models.hf import ModelInputError, TokenScores, generate_each_once
 from unlearn_tasks.errors import UnlearnBenchError
 
 
@@ -90,9 +90,8 @@ class UnlearnVLLM(VLLM):
         return tuple((context + continuation)[-room:]), len(continuation)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        self.stats["generation_requests"] += len(requests)
-        self.stats["generations"] += len(requests)
-        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        return generate_each_once(self, requests, lambda unique: super(UnlearnVLLM, self).generate_until(
+            unique, disable_tqdm=disable_tqdm))
 
 
 def _prompt_details(tokens: tuple, output) -> tuple[list[float], list[bool]]:
