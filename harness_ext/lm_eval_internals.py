@@ -9,6 +9,8 @@ checks each one against the installed lm-eval, so an upgrade that changes one fa
 * :func:`index_without_defaults`: the ``run`` command builds its ``lm_eval.tasks.TaskManager`` by looking
   the name up when it runs.
 * :func:`detect_batch_size`: ``HFLM._detect_batch_size``, lm-eval's largest-batch-that-fits probe.
+* :func:`whole_generation_groups`: ``HFLM.generate_until`` chunks each settings group by
+  ``batch_size_per_gpu`` (0: one chunk per group).
 * :func:`set_process_shard`: lm-eval's ``rank`` / ``world_size`` (which requests a process evaluates) read
   ``_rank`` / ``_world_size``, which only HFLM's own multi-GPU set-up sets.
 """
@@ -71,3 +73,15 @@ def set_process_shard(lm, rank: int, world_size: int) -> None:
     """Make ``lm`` evaluate the share of process ``rank`` of ``world_size`` (lm-eval splits the requests by
     ``lm.rank`` / ``lm.world_size`` and gathers the results over the processes)."""
     lm._rank, lm._world_size = rank, world_size
+
+
+@contextlib.contextmanager
+def whole_generation_groups(lm):
+    """Inside the block, ``HFLM.generate_until`` hands each group of requests with the same generation
+    settings to ``_model_generate`` in one call (its Collator yields one chunk for a batch size of 0)."""
+    rows = lm.batch_size_per_gpu
+    lm.batch_size_per_gpu = 0
+    try:
+        yield
+    finally:
+        lm.batch_size_per_gpu = rows

@@ -115,3 +115,15 @@ def test_the_request_cache_is_refused_before_any_request(tiny, monkeypatch, task
     with pytest.raises(RequestCacheError, match=f"{task} cannot use lm-eval's request cache"):
         lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=task_manager(), limit=2, cache_requests=True)
     assert lm.stats["loglikelihood_requests"] == 0
+
+
+def test_a_zero_batch_size_hands_each_generation_settings_group_whole(tiny, monkeypatch):
+    model, tokenizer = tiny
+    lm, calls = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=2, device="cpu"), []
+    monkeypatch.setattr(HFLM, "_model_generate", lambda self, context, max_length, stop, **kwargs: calls.append(
+        len(context)) or torch.cat([context, context[:, -1:]], dim=1))
+    settings = [{"until": ["\n"], "max_gen_toks": 1}, {"until": ["."], "max_gen_toks": 1}]
+    requests = [Instance("generate_until", {}, (context, settings[i % 2]), i) for i, context in enumerate(CONTEXTS[:7])]
+    with lm_eval_internals.whole_generation_groups(lm):
+        lm.generate_until(requests)
+    assert sorted(calls) == [3, 4] and lm.batch_size_per_gpu == 2

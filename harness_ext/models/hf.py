@@ -12,6 +12,7 @@ finished rows (:mod:`harness_ext.models.greedy_generation`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 
@@ -21,7 +22,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from harness_ext.lm_eval_internals import set_process_shard
+from harness_ext.lm_eval_internals import set_process_shard, whole_generation_groups
 from harness_ext.models.batch_size import scoring_batch_size
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
 from harness_ext.models.head_scoring import HeadScorer, PositionScores
@@ -159,14 +160,10 @@ class UnlearnHFLM(HFLM):
         return generate_each_once(self, requests, lambda unique: self._generate_unique(unique, disable_tqdm))
 
     def _generate_unique(self, unique: list, disable_tqdm: bool) -> list[str]:
-        rows = self.batch_size_per_gpu
+        rows = self.batch_size
         self._decode = {"rows": None if rows == "auto" else int(rows), "progress": not disable_tqdm and self.rank == 0}
-        if rows != "auto":
-            self.batch_size_per_gpu = 0  # lm-eval's Collator: one chunk per settings group
-        try:
+        with contextlib.nullcontext() if rows == "auto" else whole_generation_groups(self):
             return super().generate_until(unique, disable_tqdm=disable_tqdm)
-        finally:
-            self.batch_size_per_gpu = rows
 
     def _model_generate(self, context, max_length, stop, **generation_kwargs):
         """Plain greedy decoding drops each row once it is done (EOS or stop string) and refills its place;
