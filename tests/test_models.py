@@ -181,8 +181,8 @@ def _left_padded(tokenizer, prompts: list[str]) -> tuple[torch.Tensor, torch.Ten
 @pytest.mark.parametrize("rows", [None, 3])
 def test_greedy_generation_is_token_identical_to_hf_generate(special_tokens, rows):
     """Each row equals ``model.generate``'s greedy row up to its own end (EOS, or the token that completes
-    a stop string), then padding; the row-steps forwarded are the tokens the rows needed — also when only
-    3 rows decode at once and finished rows are replaced by the next prompts."""
+    a stop string), then padding; fewer row-steps are forwarded than ``generate``'s — also when only 3 rows
+    decode at once and finished rows are replaced by the next prompts."""
     model, tokenizer = special_tokens
     inputs, mask = _left_padded(tokenizer, [context + choice for context in CONTEXTS for choice in CHOICES[:4]])
     pad, eos, width = tokenizer.pad_token_id, tokenizer.eos_token_id, inputs.shape[1]
@@ -199,7 +199,7 @@ def test_greedy_generation_is_token_identical_to_hf_generate(special_tokens, row
         end = next((i + 1 for i in range(len(row)) if row[i] == eos or stop in tokenizer.decode(row[: i + 1])), len(row))
         assert new[:end] == row[:end] and set(new[end:]) <= {pad}
         ends.append(end)
-    assert len(set(ends)) > 1 and row_steps == sum(ends) < len(ends) * 24
+    assert len(set(ends)) > 1 and sum(ends) <= row_steps < len(ends) * 24
     assert sum(done) == len(ends) and got.shape[1] == width + max(ends)
 
 

@@ -51,35 +51,47 @@ class StopCheck:
             stop in self.tokenizer.decode(generated[-count:]) for stop, count in self.lookback.items())
 
 
+#: refill once this fraction of the places is free: each refill copies the KV cache (compaction and
+#: concatenation), so refilling one place per step would copy it at almost every step
+REFILL_FRACTION = 4
+
+
 @torch.no_grad()
 def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                     stop: StopCheck, pad_id: int, rows: int | None = None,
                     on_done: Callable[[int], object] | None = None) -> tuple[torch.Tensor, int]:
     """Left-padded prompts → ``(prompt + new tokens, padded)``, and the row-steps actually forwarded.
 
-    At most ``rows`` prompts (default: all) decode together, taken in the given order. A finished row
-    leaves the batch at once and, when the model's cache is a plain :class:`DynamicCache`, the next
-    prompts are prefilled and join the batch in its place (other caches: the batch drains first).
+    At most ``rows`` prompts (default: all) decode together, taken in the given order. A finished row's
+    output is final at once; once a quarter of the places are finished (:data:`REFILL_FRACTION`) and the
+    model's cache is a plain :class:`DynamicCache`, the finished rows leave the cache and the next
+    prompts are prefilled and join the batch in their places (other caches: the batch drains first).
+    Without waiting prompts, finished rows leave once they are half the batch.
     ``on_done(n)`` is told each time ``n`` rows finish (a progress bar).
     """
     count, width = input_ids.shape
     output = torch.full((count, width + max_new_tokens), pad_id, dtype=input_ids.dtype, device=input_ids.device)
     output[:, :width] = input_ids
-    rows, pending, batch, row_steps, longest = rows or count, list(range(count)), None, 0, 0
+    rows = rows or count
+    refill_at, pending, batch, row_steps, longest = max(1, rows // REFILL_FRACTION), list(range(count)), None, 0, 0
     while pending or batch is not None:
-        room = rows - (len(batch) if batch is not None else 0)
-        if pending and room > 0 and (batch is None or batch.can_join):
-            taken, pending = pending[:room], pending[room:]
+        free = rows - (batch.live if batch is not None else 0)
+        if pending and (batch is None or (batch.can_join and free >= min(refill_at, len(pending)))):
+            taken, pending = pending[:free], pending[free:]
             forwarded = _Rows.prefill(model, input_ids[taken], attention_mask[taken], taken)
         else:
             forwarded, batch = batch.step(model), None
         row_steps += len(forwarded)
-        longest = max(longest, forwarded.longest + 1)
-        forwarded, finished = forwarded.record(output, width, max_new_tokens, stop)
+        finished = forwarded.record(output, width, max_new_tokens, stop)
+        longest = max(longest, forwarded.longest)
         if on_done is not None and finished:
             on_done(finished)
-        if forwarded is not None:
-            batch = forwarded if batch is None else batch.join(forwarded)
+        if not forwarded.live:
+            continue
+        if batch is None:
+            batch = forwarded.compact() if forwarded.live <= len(forwarded) // 2 else forwarded
+        else:
+            batch = batch.compact().join(forwarded.compact())
     return output[:, : width + longest], row_steps
 
 
@@ -96,9 +108,15 @@ class _Rows:
                  tokens: torch.Tensor):
         self.ids, self.cache, self.mask, self.positions, self.tokens = ids, cache, mask, positions, tokens
         self.generated: list[list[int]] = [[] for _ in ids]
+        self.done = [False] * len(ids)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def live(self) -> int:
+        """Rows still generating (finished rows stay in the cache until :meth:`compact`)."""
+        return self.done.count(False)
 
     @property
     def longest(self) -> int:
@@ -127,31 +145,36 @@ class _Rows:
         self.tokens, self.positions = logits[:, -1].float().argmax(-1), self.positions + 1
         return self
 
-    def record(self, output: torch.Tensor, width: int, max_new_tokens: int, stop: StopCheck) -> tuple["_Rows | None", int]:
-        """Write the new tokens into ``output``; drop the rows that are done. ``(rows left or None, rows done)``."""
-        keep = []
-        for index, (row, token, generated) in enumerate(zip(self.ids, self.tokens.tolist(), self.generated)):
+    def record(self, output: torch.Tensor, width: int, max_new_tokens: int, stop: StopCheck) -> int:
+        """Write the live rows' new tokens into ``output`` and mark those that are done; how many finished."""
+        finished = 0
+        for index, (row, token) in enumerate(zip(self.ids, self.tokens.tolist())):
+            if self.done[index]:
+                continue
+            generated = self.generated[index]
             generated.append(token)
             output[row, width + len(generated) - 1] = token
-            if len(generated) < max_new_tokens and not stop.done(generated):
-                keep.append(index)
-        finished = len(self) - len(keep)
-        if not keep:
-            return None, finished
-        if finished:
-            self._select(keep)
-        return self, finished
+            if len(generated) == max_new_tokens or stop.done(generated):
+                self.done[index], finished = True, finished + 1
+        return finished
 
-    def _select(self, keep: list[int]) -> None:
+    def compact(self) -> "_Rows":
+        """These rows without the finished ones (their cache entries dropped, and the leading columns
+        only they used)."""
+        keep = [index for index, done in enumerate(self.done) if not done]
+        if len(keep) == len(self):
+            return self
         kept = torch.tensor(keep, device=self.mask.device)
         self.cache.batch_select_indices(kept)
         self.mask, self.positions, self.tokens = self.mask[kept], self.positions[kept], self.tokens[kept]
         self.ids, self.generated = [self.ids[i] for i in keep], [self.generated[i] for i in keep]
-        unused = int(self.mask.any(0).nonzero()[0])  # leading columns only finished rows used
+        self.done = [False] * len(keep)
+        unused = int(self.mask.any(0).nonzero()[0])
         if unused and self.can_join:
             self.mask = self.mask[:, unused:]
             for layer in self.cache.layers:
                 layer.keys, layer.values = layer.keys[..., unused:, :], layer.values[..., unused:, :]
+        return self
 
     def join(self, other: "_Rows") -> "_Rows":
         """These rows and ``other``'s in one batch: the shorter cache is left-padded (masked out)."""
@@ -162,7 +185,7 @@ class _Rows:
             mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
         self.mask, self.positions = torch.cat([self.mask, other.mask]), torch.cat([self.positions, other.positions])
         self.tokens = torch.cat([self.tokens, other.tokens])
-        self.ids, self.generated = self.ids + other.ids, self.generated + other.generated
+        self.ids, self.generated, self.done = self.ids + other.ids, self.generated + other.generated, self.done + other.done
         return self
 
     def _pad_left(self, extra: int) -> None:
