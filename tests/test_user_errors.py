@@ -53,10 +53,12 @@ def lm_eval_logs_aside():
     lm_eval.utils.setup_logging()
     handlers = [handler for handler in logging.getLogger("lm_eval").handlers
                 if isinstance(handler, logging.StreamHandler)]
-    streams = [handler.setStream(io.StringIO()) for handler in handlers]
+    streams = [handler.stream for handler in handlers]
+    for handler in handlers:  # not setStream: it flushes the old stream, which may be closed
+        handler.stream = io.StringIO()
     yield
     for handler, stream in zip(handlers, streams):
-        handler.setStream(stream)
+        handler.stream = stream
 
 
 @pytest.mark.parametrize(("metadata", "words"), [
