@@ -66,17 +66,22 @@ def crash_between_the_renames(out) -> None:
     atomic_folder(out, writing("new.txt", "new"))
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="simulates the crash in a forked process")
-def test_a_crash_between_the_two_renames_leaves_the_previous_folder_recoverable(tmp_path):
-    out = tmp_path / "out"
-    atomic_folder(out, writing("old.txt", "old"))
+def crash_in_a_child(out) -> int:
+    """Run :func:`crash_between_the_renames` in a forked process; its exit code (7: crashed as simulated)."""
     child = os.fork()
     if child == 0:
         try:
             crash_between_the_renames(out)
         finally:
             os._exit(1)  # only reached if the crash was not simulated
-    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 7
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="simulates the crash in a forked process")
+def test_a_crash_between_the_two_renames_leaves_the_previous_folder_recoverable(tmp_path):
+    out = tmp_path / "out"
+    atomic_folder(out, writing("old.txt", "old"))
+    assert crash_in_a_child(out) == 7
     assert not out.exists()
     recover_folder(out)
     assert contents(out) == {"old.txt": "old"}
@@ -87,13 +92,7 @@ def test_a_crash_between_the_two_renames_leaves_the_previous_folder_recoverable(
 def test_the_next_write_recovers_the_previous_folder_first(tmp_path):
     out = tmp_path / "out"
     atomic_folder(out, writing("old.txt", "old"))
-    child = os.fork()
-    if child == 0:
-        try:
-            crash_between_the_renames(out)
-        finally:
-            os._exit(1)
-    os.waitpid(child, 0)
+    crash_in_a_child(out)
     with pytest.raises(RuntimeError):
         atomic_folder(out, lambda folder: (_ for _ in ()).throw(RuntimeError("fails too")))
     assert contents(out) == {"old.txt": "old"}
