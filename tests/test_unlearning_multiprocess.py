@@ -1,4 +1,5 @@
-"""``accelerate launch --num_processes 2`` unlearning on CPU (gloo, DDP) equals one process with the same global batch."""
+"""``accelerate launch --num_processes 2`` unlearning on CPU (gloo, DDP) equals one process with the same global batch;
+engines that shard the weights (FSDP, DeepSpeed ZeRO-3) are refused before training."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+from accelerate.utils import DistributedType
 from transformers import AutoModelForCausalLM
 
 from harness_ext.demo.tiny_model import build_tiny_model, tofu_texts
+from harness_ext.unlearning import train
+from harness_ext.unlearning.commands import add_unlearn_arguments, run_unlearn
+from harness_ext.unlearning.config import UnlearnError
+from tests.unlearning_fixtures import parsed
 
 ANSWER = "The answer is kept secret by the author."  # one answer: every sequence has the same answer tokens
 
@@ -54,3 +62,37 @@ def test_two_process_unlearning_equals_one_process_with_the_same_global_batch(tm
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
     assert json.loads((tmp_path / "two" / "control.json").read_text())["steps"] == 3
+
+
+def engine(kind: DistributedType, zero_stage: int | None = None) -> SimpleNamespace:
+    """What ``check_full_weights`` reads of an Accelerator (FSDP and DeepSpeed need GPUs to construct for real)."""
+    plugin = SimpleNamespace(zero_stage=zero_stage) if kind == DistributedType.DEEPSPEED else None
+    return SimpleNamespace(distributed_type=kind, deepspeed_plugin=plugin)
+
+
+@pytest.mark.parametrize(("accelerator", "name"), [
+    (engine(DistributedType.FSDP), "FSDP"), (engine(DistributedType.DEEPSPEED, 3), "DeepSpeed ZeRO-3"),
+])
+def test_engines_that_shard_the_weights_are_refused(accelerator, name):
+    with pytest.raises(UnlearnError, match=f"set up {name}, which shards the weights.*launch with DDP instead"):
+        train.check_full_weights(accelerator)
+
+
+@pytest.mark.parametrize("accelerator", [
+    engine(DistributedType.NO), engine(DistributedType.MULTI_CPU), engine(DistributedType.MULTI_GPU),
+    engine(DistributedType.DEEPSPEED, 2),
+])
+def test_engines_with_full_weights_in_every_process_are_accepted(accelerator):
+    train.check_full_weights(accelerator)
+
+
+def test_unlearn_under_fsdp_fails_with_one_line_before_training(tmp_path, monkeypatch, capsys):
+    rows = [{"question": f"What is fact number {index} about the author?", "answer": ANSWER} for index in range(4)]
+    build_tiny_model(tofu_texts(rows), out_dir=tmp_path / "model", hidden_size=32)
+    forget, retain = write_rows(tmp_path / "forget.jsonl", rows[:2]), write_rows(tmp_path / "retain.jsonl", rows[2:])
+    monkeypatch.setattr(train, "Accelerator", lambda **settings: engine(DistributedType.FSDP))
+    argv = unlearn_command(tmp_path / "model", forget, retain, tmp_path / "out", 2)[3:]
+    assert run_unlearn(parsed(add_unlearn_arguments, argv)) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and "set up FSDP" in error.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()

@@ -1,8 +1,9 @@
 """The one training loop, for fine-tuning and every unlearning method, through HF Accelerate.
 
 The same code runs on a CPU, one GPU, or several under ``accelerate launch`` (DDP as configured
-by ``accelerate config``). Weights stay float32 (the master copy AdamW updates); ``mixed_precision``
-bf16/fp16 runs the forward and backward passes under Accelerate's autocast.
+by ``accelerate config``); engines that shard the weights (FSDP, DeepSpeed ZeRO-3) are refused.
+Weights stay float32 (the master copy AdamW updates); ``mixed_precision`` bf16/fp16 runs the forward
+and backward passes under Accelerate's autocast.
 Optimiser: AdamW, gradients clipped to ``max_grad_norm``; the learning rate is constant, or
 ``linear``: warm-up over ``warmup_epochs`` epochs from 0, then linear decay to 0 at the last step
 (TOFU's schedule: one warm-up epoch), stepped once per optimiser step on every process.
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from harness_ext.unlearning.config import TrainConfig
+from harness_ext.unlearning.config import TrainConfig, UnlearnError
 from harness_ext.unlearning.resume import Checkpoints
 
 
@@ -40,6 +42,8 @@ def planned_steps(batches_per_epoch: int, config: TrainConfig) -> int:
 def make_accelerator(config: TrainConfig) -> Accelerator:
     """The run's Accelerator: the device and processes ``accelerate launch`` chose, and the mixed precision.
 
+    Refused (:func:`check_full_weights`) when ``accelerate launch`` set up FSDP or DeepSpeed ZeRO-3.
+
     ``mixed_precision`` None keeps Accelerate's own setting (``accelerate launch --mixed_precision``,
     ``accelerate config``; else no). Accelerate keeps one mixed-precision setting per process, so a
     run asking for another one resets it (the process group, if any, is kept).
@@ -47,7 +51,30 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     wanted = config.mixed_precision
     if wanted is not None and AcceleratorState._shared_state and AcceleratorState().mixed_precision != wanted:
         AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=wanted)
+    accelerator = Accelerator(mixed_precision=wanted)
+    check_full_weights(accelerator)
+    return accelerator
+
+
+def sharding_engine(accelerator) -> str | None:
+    """``"FSDP"`` or ``"DeepSpeed ZeRO-3"`` when the accelerator shards the weights across processes, else None."""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return "FSDP"
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.deepspeed_plugin.zero_stage == 3:
+        return "DeepSpeed ZeRO-3"
+    return None
+
+
+def check_full_weights(accelerator) -> None:
+    """Refuse FSDP and DeepSpeed ZeRO-3: the save, resume states and controls read full weights in one process."""
+    engine = sharding_engine(accelerator)
+    if engine is not None:
+        raise UnlearnError(
+            f"accelerate launch set up {engine}, which shards the weights across processes; training here saves "
+            "(unwrap_model + save_pretrained), writes resume states and runs the controls (mix, early-stop) on the "
+            "full weights of one process, and no sharded run was tested: launch with DDP instead "
+            "(accelerate launch --multi_gpu, or accelerate config without FSDP/DeepSpeed)"
+        )
 
 
 def warmup_steps(batches_per_epoch: int, config: TrainConfig) -> int:
