@@ -28,12 +28,14 @@ from unlearn_tasks.tokenization import PROBE_KWARGS, LmEvalTokenization, TokenRe
 
 @dataclass(frozen=True)
 class ScoredSequence:
-    """A continuation scored after a context. ``per_token``: per-token greedy matches are needed."""
+    """A continuation scored after a context. ``per_token``: per-token greedy matches are needed;
+    ``moments``: the next-token log-p mean/variance at each token are needed (Min-K%++)."""
 
     name: str
     context: str
     continuation: str
     per_token: bool = False
+    moments: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class RequestBuilder:
         for sequence in sequences:
             requests = self._requests(sequence)
             indices = [add("loglikelihood", pair) for pair in requests.pairs]
+            for index in indices:  # read by unlearn_hf (wants_moments); other models ignore it
+                instances[index].next_token_moments = sequence.moments
             probes = {t: (add("generate_until", (context, dict(PROBE_KWARGS))), expected)
                       for t, (context, expected) in requests.probes.items()}
             plan.sequences[sequence.name] = PlannedSequence(sequence, indices, requests, probes)

@@ -122,6 +122,15 @@ def test_the_suite_scores_each_unique_sequence_and_generates_each_unique_prompt_
     # Requests as the tasks ask them: forget 8 per document, retain 7, MIA 1; generations 2 + 1 + 1.
     assert lm.stats["loglikelihood_requests"] == 16 * LIMIT
     assert lm.stats["generation_requests"] == 4 * LIMIT
+    # Min-K%++ moments only where a task needs them: the MIA answers' tokens, not the other sequences'.
+    mia_tokens = sum(answer_tokens(lm.tokenizer, text) for text in sequences["mia"])
+    assert lm.scorer.moment_positions == mia_tokens < lm.scorer.head_positions
+
+
+def answer_tokens(tokenizer, text: str) -> int:
+    """Tokens of the answer (after ``Answer:``) in ``text``, split as lm-eval splits context and continuation."""
+    context = text[: text.index("\nAnswer:") + len("\nAnswer:")]
+    return len(tokenizer(text)["input_ids"]) - len(tokenizer(context)["input_ids"])
 
 
 @pytest.fixture

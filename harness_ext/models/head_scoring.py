@@ -37,14 +37,15 @@ class HeadScorer:
 
     ``greedy_dtype``: the dtype of the log-softmax whose argmax is the greedy token, as lm-eval's HF
     model computes it (its ``softmax_dtype``, else the model's dtype); log-probs and statistics are
-    always float32. ``head_positions`` counts the positions the head was applied to.
+    always float32. ``head_positions`` counts the positions the head was applied to,
+    ``moment_positions`` those whose next-token mean/variance were computed.
     """
 
     def __init__(self, model, greedy_dtype: torch.dtype | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
         self.model = model
         self.greedy_dtype = greedy_dtype
         self.chunk_bytes = chunk_bytes
-        self.head_positions = 0
+        self.head_positions = self.moment_positions = 0
         self._head = model.get_output_embeddings()
         self._split = _body_and_head(model)
 
@@ -78,6 +79,7 @@ class HeadScorer:
             chosen[in_chunk] = logprobs[pair_index[in_chunk] - start, pair_target[in_chunk]]
             argmax[chunk] = self._greedy(logits, logprobs)
             rows = wanted[chunk].nonzero().squeeze(1)
+            self.moment_positions += len(rows)
             if len(rows) == len(logprobs):
                 means[chunk], variances[chunk] = _moments(logprobs)
             elif len(rows):

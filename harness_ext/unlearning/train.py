@@ -11,6 +11,7 @@ Optimiser: AdamW, gradients clipped to ``max_grad_norm``; the learning rate is c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,8 +66,17 @@ def sharding_engine(accelerator) -> str | None:
     return None
 
 
-def check_full_weights(accelerator) -> None:
-    """Refuse FSDP and DeepSpeed ZeRO-3: the save, resume states and controls read full weights in one process."""
+def check_full_weights(accelerator, environ=os.environ) -> None:
+    """Refuse FSDP and DeepSpeed ZeRO-3 (the save, resume states and controls read full weights in one
+    process), and launched processes that did not join one group (each would train on all the data and
+    write the same output)."""
+    launched = int(environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        raise UnlearnError(
+            f"{launched} processes were launched (WORLD_SIZE) but this one runs alone ({accelerator.num_processes}"
+            " process): they would each train on all the data and write the same output; on a machine without GPUs,"
+            " launch with ACCELERATE_USE_CPU=1 (gloo)"
+        )
     engine = sharding_engine(accelerator)
     if engine is not None:
         raise UnlearnError(

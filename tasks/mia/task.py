@@ -36,7 +36,7 @@ class MembershipTask(TofuTask):
 
     def requests_for(self, doc, prompting):
         context = prompting.context(doc["question"])
-        return [ScoredSequence("answer", context, prompting.continuation(doc["answer"]), per_token=True)], {}
+        return [ScoredSequence("answer", context, prompting.continuation(doc["answer"]), per_token=True, moments=True)], {}
 
     def metrics_for(self, doc, prompting, scores, texts):
         answer = attacked_tokens(prompting, scores["answer"])

@@ -145,7 +145,7 @@ class PrivleakTask(MuseTask):
         return ContextLimit(self.tokenizer, self.metadata)
 
     def requests_for(self, doc):
-        return [ScoredSequence("text", "", self.limit.fit(doc["text"]), per_token=True)], {}
+        return [ScoredSequence("text", "", self.limit.fit(doc["text"]), per_token=True, moments=True)], {}
 
     def metrics_for(self, doc, scores, texts):
         text = scores["text"]
