@@ -23,6 +23,7 @@ from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from harness_ext.lm_eval_internals import set_process_shard, whole_generation_groups
+from harness_ext.models.allocator import keep_freed_memory
 from harness_ext.models.batch_size import scoring_batch_size
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
 from harness_ext.models.head_scoring import HeadScorer, PositionScores
@@ -66,6 +67,8 @@ class UnlearnHFLM(HFLM):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.stats = Counter()
+        if self.device.type == "cpu":
+            keep_freed_memory()  # CPU tensors reuse freed heap blocks instead of fresh, page-faulting mmaps
         accelerator = getattr(self, "accelerator", None)  # HFLM shards only across GPUs; CPU processes (gloo) too
         if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
             set_process_shard(self, accelerator.process_index, accelerator.num_processes)
