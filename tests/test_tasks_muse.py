@@ -104,6 +104,12 @@ def test_books_group_on_written_files_one_generation_per_prompt(tmp_path, monkey
         for index, row in enumerate(files[("knowmem", f"{split}_qa")]):
             _, f1 = fx.knowmem_f1(model, tokenizer, files[("knowmem", f"{split}_qa_icl")], row)
             assert f1s[(split, index)] == f1
+    # the results record the settings the tasks generate with (MUSE's), not lm-eval's defaults
+    configs = out["configs"]
+    assert configs["unlearn_muse_books_verbmem"]["generation_kwargs"] == {
+        "until": [], "max_gen_toks": 128, "do_sample": False, "temperature": 0.0}
+    assert configs["unlearn_muse_books_knowmem_forget"]["generation_kwargs"] == {
+        "until": ["\n\n", "\nQuestion", "Question:"], "max_gen_toks": 32, "do_sample": False, "temperature": 0.0}
     # one generation per unique prompt, one forward pass per unique text
     assert lm.stats["generations"] == 4 + 4 + 4
     assert lm.stats["sequences_scored"] == 8

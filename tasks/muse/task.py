@@ -34,10 +34,15 @@ def greedy(max_new_tokens: int, until: list[str]) -> dict:
 
 class MuseTask(NoRequestCache, ConfigurableTask):
     """Shared parts: each document's requests built once (``RequestBuilder``) and read back into metrics;
-    plain prompts only; generations are read unstripped (MUSE does not strip)."""
+    plain prompts only; generations are read unstripped (MUSE does not strip). ``GENERATION``: the
+    task's generation settings, also recorded as its config's ``generation_kwargs``."""
+
+    GENERATION: dict | None = None
 
     def __init__(self, config: dict):
         config = {key: value for key, value in config.items() if key != "class"}
+        if self.GENERATION is not None:
+            config["generation_kwargs"] = dict(self.GENERATION)
         config["process_results"] = self._process_document
         self.metadata = dict(config.get("metadata") or {})
         super().__init__(config=config)
@@ -85,8 +90,10 @@ class VerbmemTask(MuseTask):
     def doc_to_target(self, doc, doc_to_target=None):
         return doc["gt"]
 
+    GENERATION = greedy(VERBMEM_MAX_NEW_TOKENS, [])
+
     def requests_for(self, doc):
-        return [], {"output": (doc["prompt"], greedy(VERBMEM_MAX_NEW_TOKENS, []))}
+        return [], {"output": (doc["prompt"], dict(self.GENERATION))}
 
     def reference(self, gt: str) -> str:
         """``gt`` cut to its first 128 tokens (special tokens included, as MUSE tokenises), decoded."""
@@ -112,8 +119,10 @@ class KnowmemTask(MuseTask):
     def doc_to_target(self, doc, doc_to_target=None):
         return doc["answer"]
 
+    GENERATION = greedy(KNOWMEM_MAX_NEW_TOKENS, list(muse.KNOWMEM_STOPS))
+
     def requests_for(self, doc):
-        return [], {"output": (knowmem_prompt(doc), greedy(KNOWMEM_MAX_NEW_TOKENS, list(muse.KNOWMEM_STOPS)))}
+        return [], {"output": (knowmem_prompt(doc), dict(self.GENERATION))}
 
     def metrics_for(self, doc, scores, texts):
         f1, _ = muse.rouge_l(muse.cut_knowmem_answer(texts["output"]), doc["answer"])
