@@ -65,7 +65,7 @@ def test_two_process_unlearning_equals_one_process_with_the_same_global_batch(tm
 
 
 def engine(kind: DistributedType, zero_stage: int | None = None) -> SimpleNamespace:
-    """What ``check_full_weights`` reads of an Accelerator (FSDP and DeepSpeed need GPUs to construct for real)."""
+    """What ``check_launch`` reads of an Accelerator (FSDP and DeepSpeed need GPUs to construct for real)."""
     plugin = SimpleNamespace(zero_stage=zero_stage) if kind == DistributedType.DEEPSPEED else None
     return SimpleNamespace(distributed_type=kind, deepspeed_plugin=plugin, num_processes=1)
 
@@ -75,7 +75,7 @@ def engine(kind: DistributedType, zero_stage: int | None = None) -> SimpleNamesp
 ])
 def test_engines_that_shard_the_weights_are_refused(accelerator, name):
     with pytest.raises(UnlearnError, match=f"set up {name}, which shards the weights.*launch with DDP instead"):
-        train.check_full_weights(accelerator)
+        train.check_launch(accelerator)
 
 
 @pytest.mark.parametrize("accelerator", [
@@ -83,16 +83,16 @@ def test_engines_that_shard_the_weights_are_refused(accelerator, name):
     engine(DistributedType.DEEPSPEED, 2),
 ])
 def test_engines_with_full_weights_in_every_process_are_accepted(accelerator):
-    train.check_full_weights(accelerator)
+    train.check_launch(accelerator)
 
 
 def test_launched_processes_that_did_not_join_one_group_are_refused():
     # `accelerate launch --multi_gpu --num_processes 2` on a machine without GPUs and ACCELERATE_USE_CPU:
     # two processes, each alone (DistributedType.NO)
     with pytest.raises(UnlearnError, match="2 processes were launched .* ACCELERATE_USE_CPU=1"):
-        train.check_full_weights(engine(DistributedType.NO), environ={"WORLD_SIZE": "2"})
+        train.check_launch(engine(DistributedType.NO), environ={"WORLD_SIZE": "2"})
     joined = SimpleNamespace(**{**vars(engine(DistributedType.MULTI_CPU)), "num_processes": 2})
-    train.check_full_weights(joined, environ={"WORLD_SIZE": "2"})
+    train.check_launch(joined, environ={"WORLD_SIZE": "2"})
 
 
 def test_unlearn_under_fsdp_fails_with_one_line_before_training(tmp_path, monkeypatch, capsys):

@@ -43,7 +43,8 @@ def planned_steps(batches_per_epoch: int, config: TrainConfig) -> int:
 def make_accelerator(config: TrainConfig) -> Accelerator:
     """The run's Accelerator: the device and processes ``accelerate launch`` chose, and the mixed precision.
 
-    Refused (:func:`check_full_weights`) when ``accelerate launch`` set up FSDP or DeepSpeed ZeRO-3.
+    Refused (:func:`check_launch`) when ``accelerate launch`` set up FSDP or DeepSpeed ZeRO-3, or when
+    the processes it started did not join one group.
 
     ``mixed_precision`` None keeps Accelerate's own setting (``accelerate launch --mixed_precision``,
     ``accelerate config``; else no). Accelerate keeps one mixed-precision setting per process, so a
@@ -53,7 +54,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     if wanted is not None and AcceleratorState._shared_state and AcceleratorState().mixed_precision != wanted:
         AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=wanted)
-    check_full_weights(accelerator)
+    check_launch(accelerator)
     return accelerator
 
 
@@ -66,7 +67,7 @@ def sharding_engine(accelerator) -> str | None:
     return None
 
 
-def check_full_weights(accelerator, environ=os.environ) -> None:
+def check_launch(accelerator, environ=os.environ) -> None:
     """Refuse FSDP and DeepSpeed ZeRO-3 (the save, resume states and controls read full weights in one
     process), and launched processes that did not join one group (each would train on all the data and
     write the same output)."""
