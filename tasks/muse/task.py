@@ -84,13 +84,13 @@ class MuseTask(NoRequestCache, ConfigurableTask):
 class VerbmemTask(MuseTask):
     """``unlearn_muse_<corpus>_verbmem``: greedy continuation of the passage's opening vs its true continuation."""
 
+    GENERATION = greedy(VERBMEM_MAX_NEW_TOKENS, [])
+
     def doc_to_text(self, doc, doc_to_text=None):
         return doc["prompt"]
 
     def doc_to_target(self, doc, doc_to_target=None):
         return doc["gt"]
-
-    GENERATION = greedy(VERBMEM_MAX_NEW_TOKENS, [])
 
     def requests_for(self, doc):
         return [], {"output": (doc["prompt"], dict(self.GENERATION))}
@@ -113,13 +113,13 @@ def knowmem_prompt(doc) -> str:
 class KnowmemTask(MuseTask):
     """``unlearn_muse_<corpus>_knowmem_forget|retain``: 10-shot question answering, ROUGE-L F1."""
 
+    GENERATION = greedy(KNOWMEM_MAX_NEW_TOKENS, list(muse.KNOWMEM_STOPS))
+
     def doc_to_text(self, doc, doc_to_text=None):
         return knowmem_prompt(doc)
 
     def doc_to_target(self, doc, doc_to_target=None):
         return doc["answer"]
-
-    GENERATION = greedy(KNOWMEM_MAX_NEW_TOKENS, list(muse.KNOWMEM_STOPS))
 
     def requests_for(self, doc):
         return [], {"output": (knowmem_prompt(doc), dict(self.GENERATION))}
