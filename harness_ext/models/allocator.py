@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
@@ -26,9 +27,11 @@ MMAP_THRESHOLD = 1 << 30  # blocks below 1 GiB come from the heap and stay there
 TRIM_THRESHOLD = (1 << 31) - 1  # never give the heap's free top back to the kernel
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process; False where there is no glibc ``mallopt``
-    (macOS, musl) and nothing changed."""
+    """Raise glibc's mmap and trim thresholds for this process (once: the setting is process-wide, and
+    the demo and robustness study load many models); False where there is no glibc ``mallopt`` (macOS,
+    musl) and nothing changed."""
     if not sys.platform.startswith("linux"):
         return False
     try:
