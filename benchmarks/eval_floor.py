@@ -67,11 +67,11 @@ class RecordingLM(UnlearnHFLM):
         self.log.counts["sequence_requests"] += len(requests)
         return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
 
-    def _score_batch(self, batch, lengths):
-        self.log.counts["rows_forwarded"] += len(batch)
+    def _score_batch(self, inputs):
+        self.log.counts["rows_forwarded"] += len(inputs)
         self.log.counts["scoring_batches"] += 1
         with _timed(self.log, "scoring_model"):
-            return super()._score_batch(batch, lengths)
+            return super()._score_batch(inputs)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         for request in requests:

@@ -317,6 +317,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         model_path, model_name = resolve_model(args.model, Path(scratch))
+        open_unlearning = None  # first: a run that fails costs only its own time
+        if args.open_unlearning:
+            from open_unlearning_evaluator import OpenUnlearningError, evaluate
+
+            print("open-unlearning's evaluator ...", flush=True)
+            try:
+                open_unlearning = evaluate(args.open_unlearning, args.open_unlearning_python, model_path,
+                                           Path(os.environ["UNLEARN_DATA_DIR"]), args.threads, Path(scratch) / "ou")
+            except OpenUnlearningError as error:
+                raise SystemExit(f"error: {error}") from None
         rounds = []
         for _ in range(args.rounds):
             suite = run_suite(model_path, args.tasks, args.limit, args.batch_size, args.metadata)
@@ -327,16 +337,6 @@ def main(argv: list[str] | None = None) -> int:
 
                 suite["vllm"] = vllm_round(model_path, args, lm.log.prompts)
             rounds.append(suite)
-        open_unlearning = None
-        if args.open_unlearning:
-            from open_unlearning_evaluator import OpenUnlearningError, evaluate
-
-            print("open-unlearning's evaluator ...", flush=True)
-            try:
-                open_unlearning = evaluate(args.open_unlearning, args.open_unlearning_python, model_path,
-                                           Path(os.environ["UNLEARN_DATA_DIR"]), args.threads, Path(scratch) / "ou")
-            except OpenUnlearningError as error:
-                raise SystemExit(f"error: {error}") from None
     model = rounds[-1]["lm"].model
     info = {"machine": machine(), "parameters": sum(p.numel() for p in model.parameters()), "dtype": str(model.dtype),
             "device": str(model.device), "load_before": load_before, "load_after": os.getloadavg()[0]}

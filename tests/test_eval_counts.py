@@ -64,12 +64,13 @@ def needed_work(limit: int) -> tuple[dict[str, set], dict[str, set]]:
 class ModelWork:
     """Counts, below unlearn_hf, the rows the transformers model forwards to score and the rows it generates from.
 
-    Scoring runs the model body (``model.base_model``) outside any call of the whole model; a generation
-    starts with a call of the whole model that fills an empty KV cache (``use_cache``).
+    Scoring runs the model body (``model.base_model``) outside any call of the whole model: over contexts
+    (an empty cache), then over the inputs' suffixes on their contexts' cache (``rows_scored``); a
+    generation starts with a call of the whole model that fills an empty KV cache (``use_cache``).
     """
 
     def __init__(self, model):
-        self.scoring_calls = self.rows_scored = self.rows_generated = 0
+        self.scoring_calls = self.contexts_scored = self.rows_scored = self.rows_generated = 0
         self._depth = 0
         model.register_forward_pre_hook(self._enter, with_kwargs=True)
         model.register_forward_hook(self._leave)
@@ -81,7 +82,7 @@ class ModelWork:
 
     def _enter(self, _module, args, kwargs):
         self._depth += 1
-        cache = kwargs.get("cache")
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers 5.24, 5.19
         if kwargs.get("use_cache") and (cache is None or cache.get_seq_length() == 0):
             self.rows_generated += self._rows(args, kwargs)
 
@@ -91,7 +92,11 @@ class ModelWork:
     def _body(self, _module, args, kwargs):
         if not self._depth:
             self.scoring_calls += 1
-            self.rows_scored += self._rows(args, kwargs)
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            if cache is not None and cache.get_seq_length() > 0:
+                self.rows_scored += self._rows(args, kwargs)
+            else:
+                self.contexts_scored += self._rows(args, kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +121,12 @@ def test_the_suite_scores_each_unique_sequence_and_generates_each_unique_prompt_
     assert len(unique_sequences) < sum(map(len, sequences.values()))
     assert len(unique_prompts) < sum(map(len, generations.values()))
 
+    # Each unique sequence forwarded once, on its context's cache; each context once per batch holding it.
+    batches = math.ceil(len(unique_sequences) / BATCH_SIZE)
+    contexts = {text[: text.index("\nAnswer:")] for text in unique_sequences}
     assert (work.rows_scored, lm.stats["sequences_scored"]) == (len(unique_sequences), len(unique_sequences))
-    assert work.scoring_calls == lm.stats["forward_batches"] == math.ceil(len(unique_sequences) / BATCH_SIZE)
+    assert len(contexts) <= work.contexts_scored <= len(contexts) + batches - 1 < len(unique_sequences)
+    assert work.scoring_calls == 2 * lm.stats["forward_batches"] == 2 * batches
     assert (work.rows_generated, lm.stats["generations"]) == (len(unique_prompts), len(unique_prompts))
     # Requests as the tasks ask them: forget 8 per document, retain 7, MIA 1; generations 2 + 1 + 1.
     assert lm.stats["loglikelihood_requests"] == 16 * LIMIT

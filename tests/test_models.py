@@ -9,7 +9,7 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils_hf import stop_sequences_criteria
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from harness_ext.models import TokenScores, UnlearnHFLM
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy
@@ -125,8 +125,28 @@ def test_the_head_sees_only_the_scored_positions(tiny):
         context, continuation = reference._encode_pair(*request.args)
         inputs = tuple(context + continuation)[:-1]
         longest[inputs] = max(longest.get(inputs, 0), len(continuation))
-    assert sum(sizes) == lm.scorer.head_positions == sum(longest.values())
-    assert sum(sizes) < sum(len(inputs) for inputs in longest)  # context positions are not scored
+    # the position predicting an input's first scored token ends its context; inputs with one context
+    # (the letters and " Paris is lovely" after the same question) share that position (one batch here)
+    contexts = {inputs[: len(inputs) - length + 1] for inputs, length in longest.items()}
+    assert len(contexts) == len(CONTEXTS) < len(longest)
+    expected = len(contexts) + sum(length - 1 for length in longest.values())
+    assert sum(sizes) == lm.scorer.head_positions == expected < sum(longest.values())
+    assert (lm.scorer.context_passes, lm.scorer.suffix_passes) == (1, 1)
+
+
+def test_models_with_sliding_window_caches_score_each_input_whole(tiny):
+    _, tokenizer = tiny
+    config = MistralConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, sliding_window=64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = MistralForCausalLM(config).eval()
+    ours = UnlearnHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
+    reference = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
+    for (ll, greedy), (ll_ref, greedy_ref) in zip(ours.loglikelihood(_requests()), reference.loglikelihood(_requests())):
+        assert (ll, greedy) == (pytest.approx(ll_ref, rel=1e-5), greedy_ref)
+    # its cache layers keep a window, not every key: no context is shared, each input runs whole
+    assert ours.scorer.context_passes == ours.scorer.suffix_passes == 0 < ours.scorer.head_positions
 
 
 def test_requests_that_do_not_ask_for_moments_get_none(tiny):
@@ -168,7 +188,7 @@ def test_peak_memory_stays_bounded_with_a_128k_vocabulary(tiny):
     requests = [((None, None), [1], list(range(3 + row, 3 + row + 120))) for row in range(8)]
     peak = _peak_cpu_bytes(lambda: lm._loglikelihood_tokens(requests, disable_tqdm=True))
     all_logits = 8 * 121 * LARGE_VOCABULARY * 4  # one float32 logits tensor for every position: 497 MB
-    assert lm.scorer.head_positions == 8 * 120
+    assert lm.scorer.head_positions == 1 + 8 * 119  # the shared context's last position once, then each row's
     assert peak < 1.25 * DEFAULT_CHUNK_BYTES < all_logits  # measured: 255 MiB (before this change: 939 MiB)
 
 

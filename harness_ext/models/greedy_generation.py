@@ -15,12 +15,12 @@ anything else goes to ``model.generate``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
+
+from harness_ext.models.kv_cache import cache_argument, new_cache, plain_layers
 
 # generation-config fields that make ``generate`` change the logits before its argmax
 _LOGITS_CHANGERS = {
@@ -64,7 +64,7 @@ def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
 
     At most ``rows`` prompts (default: all) decode together, taken in the given order. A finished row's
     output is final at once; once a quarter of the places are finished (:data:`REFILL_FRACTION`) and the
-    model's cache is a plain :class:`DynamicCache`, the finished rows leave the cache and the next
+    model's cache layers are plain (:func:`~harness_ext.models.kv_cache.plain_layers`), the finished rows leave the cache and the next
     prompts are prefilled and join the batch in their places (other caches: the batch drains first).
     Without waiting prompts, finished rows leave once they are half the batch.
     ``on_done(n)`` is told each time ``n`` rows finish (a progress bar).
@@ -95,11 +95,6 @@ def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return output[:, : width + longest], row_steps
 
 
-def _cache_argument(model) -> str:
-    """The forward argument that takes the KV cache: ``cache`` in newer transformers (5.24), ``past_key_values`` before (5.19)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
 class _Rows:
     """Rows decoding together: their KV cache, the attention mask over it, each row's next position,
     the token each row produced last (not yet in the cache) and the new tokens so far."""
@@ -125,23 +120,23 @@ class _Rows:
     @property
     def can_join(self) -> bool:
         """Whether other rows can be concatenated to this cache (plain per-layer key/value tensors)."""
-        return all(type(layer) is DynamicLayer for layer in self.cache.layers)
+        return plain_layers(self.cache)
 
     @classmethod
     def prefill(cls, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: list[int]) -> "_Rows":
         first = int(attention_mask.any(0).nonzero()[0])  # columns no row uses are dropped
         input_ids, mask = input_ids[:, first:], attention_mask[:, first:]
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        cache = DynamicCache(config=model.config)
+        cache = new_cache(model)
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                       logits_to_keep=1, **{_cache_argument(model): cache}).logits
+                       logits_to_keep=1, **{cache_argument(model): cache}).logits
         return cls(ids, cache, mask, positions[:, -1:] + 1, logits[:, -1].float().argmax(-1))
 
     def step(self, model) -> "_Rows":
         """One decoding step: the last tokens go into the cache, the next ones come out."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self), 1))], dim=-1)
         logits = model(input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
-                       use_cache=True, logits_to_keep=1, **{_cache_argument(model): self.cache}).logits
+                       use_cache=True, logits_to_keep=1, **{cache_argument(model): self.cache}).logits
         self.tokens, self.positions = logits[:, -1].float().argmax(-1), self.positions + 1
         return self
 

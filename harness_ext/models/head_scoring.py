@@ -1,11 +1,16 @@
 """Per-token scores with the output head applied only where a token is scored, in bounded chunks.
 
 A causal LM is its body (token ids → hidden states) and its output head (hidden state → logits over
-the full output vocabulary). :class:`HeadScorer` runs the body once per batch of unique inputs,
-gathers the hidden states of the positions whose next token is scored, and applies the head, a
-float32 log-softmax and the requested statistics to chunks of positions whose vocabulary-wide
-tensors together take about ``chunk_bytes``: the memory for log-probs no longer grows with
-batch × length × vocabulary.
+the full output vocabulary). :class:`HeadScorer` takes a :class:`ContextBatch`: model inputs whose
+scored tokens follow a shared context (the seven answers of a TOFU truth-ratio question, the options
+of a multiple-choice question). The body runs over each distinct context once, keeping its KV cache,
+and then over each input's rest (its *suffix*) on top of its context's cache, as prefix caching does
+in serving engines. The hidden states of the positions whose next token is scored are gathered and the
+head, a float32 log-softmax and the requested statistics are applied to chunks of positions whose
+vocabulary-wide tensors together take about ``chunk_bytes``: the memory for log-probs does not grow
+with batch × length × vocabulary. Models whose cache layers are not plain per-layer tensors (e.g.
+sliding-window layers) run each input whole instead (same positions, same numbers up to float32
+rounding).
 
 Models whose logits are not ``head(body(ids))`` (e.g. soft-capped or scaled logits) are detected by a
 one-time check on a few tokens and scored with the full model forward instead (same numbers, the
@@ -18,6 +23,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from harness_ext.models.kv_cache import cache_argument
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20  # logits and their float32 temporaries, per chunk of positions
 WORKING_COPIES = 4  # vocabulary-wide float32 tensors alive at once: logits, log-probs, probs, centred
@@ -32,20 +41,67 @@ class PositionScores:
     variances: list[float | None]
 
 
+@dataclass
+class ContextBatch:
+    """Model inputs as (context, suffix) rows: ``contexts`` holds each distinct context once
+    (right-padded), ``suffixes`` each row's input after its context (right-padded; width 0 when no row
+    has one), ``row_context`` each row's context.
+
+    The positions scored are each context's last position (shared by its rows), then each row's
+    suffix positions, in that order (:meth:`position`).
+    """
+
+    contexts: torch.Tensor
+    context_lengths: list[int]
+    suffixes: torch.Tensor
+    suffix_lengths: list[int]
+    row_context: list[int]
+
+    @classmethod
+    def of(cls, rows: list[tuple[tuple, tuple]], pad: int, device) -> "ContextBatch":
+        """From (context, suffix) token-id rows; rows with equal contexts share one."""
+        index: dict[tuple, int] = {}
+        row_context = [index.setdefault(context, len(index)) for context, _ in rows]
+        return cls(_right_padded(list(index), pad, device), [len(context) for context in index],
+                   _right_padded([suffix for _, suffix in rows], pad, device), [len(suffix) for _, suffix in rows],
+                   row_context)
+
+    def __post_init__(self):
+        starts = torch.tensor([0, *self.suffix_lengths]).cumsum(0) + len(self.context_lengths)
+        self._suffix_starts = starts.tolist()
+
+    @property
+    def size(self) -> int:
+        """How many positions are scored."""
+        return self._suffix_starts[-1]
+
+    def position(self, row: int, step: int) -> int:
+        """The index of ``row``'s ``step``-th scored position (0: its context's last position)."""
+        return self.row_context[row] if step == 0 else self._suffix_starts[row] + step - 1
+
+
+def _right_padded(rows: list[tuple], pad: int, device) -> torch.Tensor:
+    padded = torch.full((len(rows), max(map(len, rows), default=0)), pad, dtype=torch.long)
+    for row, ids in enumerate(rows):
+        padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return padded.to(device)
+
+
 class HeadScorer:
     """Scores (row, position, target) triples of a right-padded batch of model inputs.
 
     ``greedy_dtype``: the dtype of the log-softmax whose argmax is the greedy token, as lm-eval's HF
     model computes it (its ``softmax_dtype``, else the model's dtype); log-probs and statistics are
     always float32. ``head_positions`` counts the positions the head was applied to,
-    ``moment_positions`` those whose next-token mean/variance were computed.
+    ``moment_positions`` those whose next-token mean/variance were computed, ``context_passes`` and
+    ``suffix_passes`` the body's forward passes over contexts and over suffixes on their caches.
     """
 
     def __init__(self, model, greedy_dtype: torch.dtype | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
         self.model = model
         self.greedy_dtype = greedy_dtype
         self.chunk_bytes = chunk_bytes
-        self.head_positions = self.moment_positions = 0
+        self.head_positions = self.moment_positions = self.context_passes = self.suffix_passes = 0
         self._head = model.get_output_embeddings()
         self._split = _body_and_head(model)
 
@@ -54,24 +110,24 @@ class HeadScorer:
         return model is self.model and model.get_output_embeddings() is self._head
 
     @torch.no_grad()
-    def score(self, inputs: torch.Tensor, positions: list[tuple[int, int]], pairs: list[tuple[int, int]],
+    def score(self, batch: ContextBatch, pairs: list[tuple[int, int]],
               moments: list[bool]) -> tuple[list[float], PositionScores]:
-        """Log-probs of ``pairs`` (index into ``positions``, target token id) and per-position details.
+        """Log-probs of ``pairs`` (position index, target token id) and per-position details.
 
-        ``positions``: (row, column) whose logits predict the next token; ``moments``: per position,
+        Positions are indexed as :meth:`ContextBatch.position` says; ``moments``: per position,
         whether its mean/variance is needed (None in the result where not).
         """
-        hidden = self._hidden(inputs, positions)
+        hidden = self._hidden(batch)
         step = max(1, self.chunk_bytes // (WORKING_COPIES * 4 * self._vocabulary_size(hidden)))
         device = hidden.device
         pair_index = torch.tensor([p for p, _ in pairs], dtype=torch.long, device=device)
         pair_target = torch.tensor([t for _, t in pairs], dtype=torch.long, device=device)
         wanted = torch.tensor(moments, dtype=torch.bool, device=device)
         chosen = torch.empty(len(pairs), dtype=torch.float32, device=device)
-        argmax = torch.empty(len(positions), dtype=torch.long, device=device)
-        means = torch.full((len(positions),), float("nan"), device=device)
-        variances = torch.full((len(positions),), float("nan"), device=device)
-        for start in range(0, len(positions), step):
+        argmax = torch.empty(batch.size, dtype=torch.long, device=device)
+        means = torch.full((batch.size,), float("nan"), device=device)
+        variances = torch.full((batch.size,), float("nan"), device=device)
+        for start in range(0, batch.size, step):
             chunk = slice(start, start + step)
             logits = self._logits(hidden[chunk])
             logprobs = F.log_softmax(logits.float(), dim=-1)
@@ -89,13 +145,39 @@ class HeadScorer:
         optional = lambda values: [v if k else None for v, k in zip(values.tolist(), keep)]  # noqa: E731
         return chosen.tolist(), PositionScores(argmax.tolist(), optional(means), optional(variances))
 
-    def _hidden(self, inputs: torch.Tensor, positions: list[tuple[int, int]]) -> torch.Tensor:
-        rows = torch.tensor([r for r, _ in positions], dtype=torch.long, device=inputs.device)
-        columns = torch.tensor([c for _, c in positions], dtype=torch.long, device=inputs.device)
-        if self._split is None:
-            return self.model(inputs).logits[rows, columns]  # already logits: _logits passes them through
-        body, _ = self._split
-        return body(input_ids=inputs).last_hidden_state[rows, columns]
+    def _hidden(self, batch: ContextBatch) -> torch.Tensor:
+        """Hidden states (logits for models scored whole) at the batch's positions, in its order."""
+        forward = self.model if self._split is None else self._split[0]
+        read = (lambda output: output.logits) if self._split is None else (lambda output: output.last_hidden_state)
+        cache = DynamicCache(config=self.model.config)
+        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            return self._hidden_whole(batch, lambda ids: read(forward(input_ids=ids)))
+        self.context_passes += 1
+        contexts = read(forward(input_ids=batch.contexts, use_cache=True, **{cache_argument(forward): cache}))
+        ends = torch.tensor(batch.context_lengths, device=contexts.device) - 1
+        context_last = contexts[torch.arange(len(ends), device=contexts.device), ends]
+        if batch.suffixes.shape[1] == 0:
+            return context_last
+        self.suffix_passes += 1
+        row_context = torch.tensor(batch.row_context, device=contexts.device)
+        cache.batch_select_indices(row_context)
+        columns = torch.arange(batch.suffixes.shape[1], device=contexts.device)
+        suffix_lengths = torch.tensor(batch.suffix_lengths, device=contexts.device)
+        context_mask = torch.arange(batch.contexts.shape[1], device=contexts.device) <= ends[row_context, None]
+        mask = torch.cat([context_mask, columns < suffix_lengths[:, None]], dim=1).long()
+        suffixes = read(forward(input_ids=batch.suffixes, attention_mask=mask, use_cache=True,
+                                position_ids=ends[row_context, None] + 1 + columns, **{cache_argument(forward): cache}))
+        return torch.cat([context_last, suffixes[columns < suffix_lengths[:, None]]])
+
+    def _hidden_whole(self, batch: ContextBatch, run) -> torch.Tensor:
+        """The same positions from one forward pass over each row's whole input (context + suffix)."""
+        rows = [(tuple(batch.contexts[c, :batch.context_lengths[c]].tolist()), tuple(batch.suffixes[r, :length].tolist()))
+                for r, (c, length) in enumerate(zip(batch.row_context, batch.suffix_lengths))]
+        hidden = run(_right_padded([context + suffix for context, suffix in rows], 0, batch.contexts.device))
+        first_row = {c: r for r, c in reversed(list(enumerate(batch.row_context)))}
+        picks = [(first_row[c], length - 1) for c, length in enumerate(batch.context_lengths)]
+        picks += [(r, len(context) + j) for r, (context, suffix) in enumerate(rows) for j in range(len(suffix))]
+        return hidden[torch.tensor([r for r, _ in picks]), torch.tensor([c for _, c in picks])]
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         self.head_positions += hidden.shape[0]

@@ -26,7 +26,7 @@ from harness_ext.lm_eval_internals import set_process_shard, whole_generation_gr
 from harness_ext.models.allocator import keep_freed_memory
 from harness_ext.models.batch_size import scoring_batch_size
 from harness_ext.models.greedy_generation import StopCheck, generate_greedy, plain_greedy
-from harness_ext.models.head_scoring import HeadScorer, PositionScores
+from harness_ext.models.head_scoring import ContextBatch, HeadScorer, PositionScores
 from unlearn_tasks.errors import UnlearnBenchError
 
 
@@ -108,45 +108,42 @@ class UnlearnHFLM(HFLM):
         return tuple((context + continuation)[-(self.max_length + 1):]), len(continuation)
 
     def _score_unique(self, needed: dict[tuple, tuple[int, bool]], disable_tqdm: bool) -> dict[tuple, "_SequenceScores"]:
-        """Forward each unique model input once. Sequences that differ only in their last token (e.g.
-        the answer letters of a multiple-choice question) share an input, as in HFLM's logits cache."""
-        groups: dict[tuple, list[tuple[tuple, int, bool]]] = {}
-        for tokens, (length, moments) in needed.items():
-            groups.setdefault(tokens[:-1], []).append((tokens, length, moments))
-        order = sorted(groups, key=len, reverse=True)
-        batch_size = scoring_batch_size(self, order)
+        """Forward each unique model input once, each distinct context once per batch. Sequences that
+        differ only in their last token (e.g. the answer letters of a multiple-choice question) share an
+        input, as in HFLM's logits cache; inputs that share a context (the text before their first scored
+        token) are batched together and share its forward pass."""
+        inputs = _scored_inputs(needed)
+        batch_size = scoring_batch_size(self, sorted(inputs, key=len, reverse=True))
+        order = _context_order(inputs)
         scored = {}
         with tqdm(total=len(order), disable=disable_tqdm or self.rank != 0, desc="Scoring unique sequences") as bar:
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
-                scored.update(self._score_batch(batch, [groups[inputs] for inputs in batch]))
+                scored.update(self._score_batch({key: inputs[key] for key in batch}))
                 bar.update(len(batch))
         self.stats["sequences_scored"] += len(order)
         self.stats["forward_batches"] += -(-len(order) // batch_size)
         return scored
 
-    def _score_batch(self, batch: list[tuple], members: list[list[tuple[tuple, int, bool]]]) -> dict[tuple, "_SequenceScores"]:
-        """One body forward for the batch; the head only at the positions its members score (each
-        input's last ``longest continuation`` positions, shared by the members of that input)."""
-        width = max(len(inputs) for inputs in batch)
+    def _score_batch(self, inputs: dict[tuple, "_ScoredInput"]) -> dict[tuple, "_SequenceScores"]:
+        """The head only at the positions the batch's members score: each input's last ``longest
+        continuation`` positions, shared by the members of that input (and the first by its context's)."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        padded = torch.full((len(batch), width), pad, dtype=torch.long, device=self.device)
-        positions, moments, pairs, spans = [], [], [], []
-        for row, (inputs, group) in enumerate(zip(batch, members)):
-            padded[row, : len(inputs)] = torch.tensor(inputs, dtype=torch.long)
-            longest = max(length for _, length, _ in group)
-            first = len(positions)
-            positions += [(row, column) for column in range(len(inputs) - longest, len(inputs))]
-            moments += [any(wanted for _, _, wanted in group)] * longest
-            for tokens, length, _ in group:
-                offset = first + longest - length
-                spans.append((tokens, offset, len(pairs), length))
-                pairs += [(offset + i, token) for i, token in enumerate(tokens[-length:])]
+        batch = ContextBatch.of([(entry.context, entry.suffix) for entry in inputs.values()], pad, self.device)
+        moments = [False] * batch.size
+        pairs, spans = [], []
+        for row, entry in enumerate(inputs.values()):
+            positions = [batch.position(row, step) for step in range(entry.longest)]
+            for position in positions:
+                moments[position] = moments[position] or entry.moments
+            for tokens, length in entry.members:
+                spans.append((tokens, positions[entry.longest - length:], len(pairs)))
+                pairs += [(position, token) for position, token in zip(positions[entry.longest - length:], tokens[-length:])]
         with torch.autocast(self.device.type, dtype=self.mixed_precision_dtype,
                             enabled=self.mixed_precision_dtype is not None):
-            chosen, details = self.scorer.score(padded, positions, pairs, moments)
-        return {tokens: _SequenceScores.from_positions(chosen[start:start + length], details, offset, tokens[-length:])
-                for tokens, offset, start, length in spans}
+            chosen, details = self.scorer.score(batch, pairs, moments)
+        return {tokens: _SequenceScores.at(chosen[start:start + len(positions)], details, positions, tokens[-len(positions):])
+                for tokens, positions, start in spans}
 
     @property
     def scorer(self) -> HeadScorer:
@@ -206,6 +203,45 @@ class UnlearnHFLM(HFLM):
         return torch.cat([torch.nn.functional.pad(output, (0, width - output.shape[1]), value=pad) for output in outputs])
 
 
+class _ScoredInput:
+    """One unique model input: the sequences scored on it (``members``: token ids, scored length), the
+    positions they score (its last ``longest``) and whether any wants the next-token moments."""
+
+    def __init__(self, inputs: tuple):
+        self.inputs, self.members, self.longest, self.moments = inputs, [], 0, False
+
+    def add(self, tokens: tuple, length: int, moments: bool) -> None:
+        self.members.append((tokens, length))
+        self.longest, self.moments = max(self.longest, length), self.moments or moments
+
+    @property
+    def context(self) -> tuple:
+        """The input up to and including the position that predicts its first scored token."""
+        return self.inputs[: len(self.inputs) - self.longest + 1]
+
+    @property
+    def suffix(self) -> tuple:
+        return self.inputs[len(self.context):]
+
+
+def _scored_inputs(needed: dict[tuple, tuple[int, bool]]) -> dict[tuple, _ScoredInput]:
+    """The unique model inputs (each sequence without its last token) and what is scored on them."""
+    inputs: dict[tuple, _ScoredInput] = {}
+    for tokens, (length, moments) in needed.items():
+        inputs.setdefault(tokens[:-1], _ScoredInput(tokens[:-1])).add(tokens, length, moments)
+    return inputs
+
+
+def _context_order(inputs: dict[tuple, _ScoredInput]) -> list[tuple]:
+    """Inputs grouped by context (a context's inputs adjacent, longest first), the groups longest first:
+    consecutive batches then hold few contexts and little padding."""
+    groups: dict[tuple, list[tuple]] = {}
+    for key, entry in inputs.items():
+        groups.setdefault(entry.context, []).append(key)
+    ordered = sorted(groups.values(), key=lambda keys: (-max(map(len, keys)), keys[0]))
+    return [key for keys in ordered for key in sorted(keys, key=lambda key: (-len(key), key))]
+
+
 class _SequenceScores:
     """Per-position details of the scored tail of one sequence (means/variances None when not requested)."""
 
@@ -213,10 +249,9 @@ class _SequenceScores:
         self.logprobs, self.greedy, self.means, self.variances = logprobs, greedy, means, variances
 
     @classmethod
-    def from_positions(cls, logprobs: list[float], details: PositionScores, offset: int, targets: tuple) -> "_SequenceScores":
-        span = slice(offset, offset + len(targets))
-        greedy = [predicted == target for predicted, target in zip(details.argmax[span], targets)]
-        means, variances = details.means[span], details.variances[span]
+    def at(cls, logprobs: list[float], details: PositionScores, positions: list[int], targets: tuple) -> "_SequenceScores":
+        greedy = [details.argmax[position] == target for position, target in zip(positions, targets)]
+        means, variances = [details.means[p] for p in positions], [details.variances[p] for p in positions]
         if any(value is None for value in means):
             means = variances = None
         return cls(logprobs, greedy, means, variances)
