@@ -92,16 +92,6 @@ def resolve_model(name: str | None, scratch: Path) -> tuple[str, str]:
     return str(scratch / "tiny"), "tiny Llama (build_tiny_model: vocab 512, hidden 64, 2 layers, random weights)"
 
 
-def available_cores() -> int:
-    """CPU cores this process may really use: its affinity mask, capped by a cgroup v2 CPU quota."""
-    cores = len(os.sched_getaffinity(0))
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    return cores
-
-
 def run_suite(model: str, tasks: list[str], limit: int | None, batch_size: int, metadata: dict | None = None) -> dict:
     """One ``unlearn-bench eval`` run in this process; its phase times and the model's work log."""
     from eval_floor import RECORDING_MODEL, RecordingLM
@@ -127,6 +117,8 @@ def machine() -> dict:
     import torch
     import transformers
     from importlib.metadata import version
+
+    from harness_ext.threads import available_cores
 
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -289,7 +281,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.limit = args.limit if args.limit is not None or open_unlearning else DEFAULT_LIMIT
     args.batch_size = args.batch_size or (32 if open_unlearning else 16)
     args.metadata = {"convention": "open-unlearning"} if open_unlearning else {}
-    args.threads = args.threads or available_cores()
     return args
 
 
@@ -310,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from eval_floor import floor
 
+    from harness_ext.threads import available_cores
+
+    args.threads = args.threads or available_cores()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()} (cores available: {available_cores()})", flush=True)
 

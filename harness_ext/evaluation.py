@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from harness_ext.threads import fit_torch_threads
 from unlearn_tasks.errors import UnlearnBenchError
 
 DETAIL_MODELS = ("unlearn_hf", "unlearn_mix", "unlearn_vllm")
@@ -95,6 +96,8 @@ def _adapt(args: argparse.Namespace) -> None:
     args.model = ENGINE_MODELS.get(args.model or "hf", args.model)
     if args.device is None and not torch.cuda.is_available():
         args.device = "cpu"
+    if str(args.device).startswith("cpu"):
+        fit_torch_threads()
     if args.model in DETAIL_MODELS:
         args.metadata = {"token_details": True, **(args.metadata or {})}
 

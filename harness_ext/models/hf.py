@@ -5,9 +5,10 @@ Every ``loglikelihood`` response is a :class:`TokenScores`: it unpacks as lm-eva
 greedy matches, and the mean/variance of log p under the model's next-token distribution (for
 Min-K%++; only for requests that want it, :func:`wants_moments`). Identical token sequences are scored
 once per call and identical generation requests are generated once, so tasks that share sequences
-share the work. Scoring applies the output head only at scored positions, over the full output
-vocabulary, in float32 (:mod:`harness_ext.models.head_scoring`); plain greedy generation drops
-finished rows (:mod:`harness_ext.models.greedy_generation`).
+share the work. Scoring runs each distinct context once per batch and the inputs after it on its KV
+cache, and applies the output head only at scored positions, over the full output vocabulary, in
+float32 (:mod:`harness_ext.models.head_scoring`); plain greedy generation drops finished rows and
+refills their places (:mod:`harness_ext.models.greedy_generation`).
 """
 
 from __future__ import annotations
