@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from harness_ext.models.kv_cache import ROOM, GrowingLayer
+from harness_ext.models.kv_cache import ROOM, GrowingLayer, cache_argument
 
 
 def _steps(count: int, rows: int = 3, generator=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -41,3 +41,15 @@ def test_keys_replaced_from_outside_are_kept_and_grown():
     for keys, values in steps[2:]:
         got, expected = growing.update(keys, values), dynamic.update(keys, values)
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+def test_the_cache_argument_is_found_through_a_peft_wrapper():
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    own = cache_argument(model)
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    assert cache_argument(wrapped) == cache_argument(wrapped.base_model) == own
+    assert cache_argument(model.model) == own  # the body

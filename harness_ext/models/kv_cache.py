@@ -19,8 +19,17 @@ ROOM = 64
 
 
 def cache_argument(module) -> str:
-    """The forward argument that takes the KV cache: ``cache`` in newer transformers (5.24), ``past_key_values`` before (5.19)."""
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+    """The forward argument that takes the KV cache: ``cache`` in newer transformers (5.24), ``past_key_values``
+    before (5.19). Wrappers whose forward takes ``**kwargs`` (PEFT) are looked through to the model they wrap."""
+    for _ in range(4):
+        parameters = inspect.signature(module.forward).parameters
+        if "cache" in parameters or "past_key_values" in parameters:
+            return "cache" if "cache" in parameters else "past_key_values"
+        inner = module.get_base_model() if hasattr(module, "get_base_model") else getattr(module, "model", None)
+        if not isinstance(inner, torch.nn.Module) or inner is module:
+            break
+        module = inner
+    return "past_key_values"
 
 
 class GrowingLayer(DynamicLayer):
