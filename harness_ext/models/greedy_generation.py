@@ -64,8 +64,9 @@ def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
 
     At most ``rows`` prompts (default: all) decode together, taken in the given order. A finished row's
     output is final at once; once a quarter of the places are finished (:data:`REFILL_FRACTION`) and the
-    model's cache layers are plain (:func:`~harness_ext.models.kv_cache.plain_layers`), the finished rows leave the cache and the next
-    prompts are prefilled and join the batch in their places (other caches: the batch drains first).
+    model's cache layers are plain (:func:`~harness_ext.models.kv_cache.plain_layers`), the finished rows
+    leave the cache and the next prompts are prefilled and join the batch in their places (other caches:
+    the batch drains first).
     Without waiting prompts, finished rows leave once they are half the batch.
     ``on_done(n)`` is told each time ``n`` rows finish (a progress bar).
     """

@@ -88,7 +88,7 @@ def _right_padded(rows: list[tuple], pad: int, device) -> torch.Tensor:
 
 
 class HeadScorer:
-    """Scores (row, position, target) triples of a right-padded batch of model inputs.
+    """Scores (position, target token) pairs of a :class:`ContextBatch`.
 
     ``greedy_dtype``: the dtype of the log-softmax whose argmax is the greedy token, as lm-eval's HF
     model computes it (its ``softmax_dtype``, else the model's dtype); log-probs and statistics are
@@ -149,7 +149,7 @@ class HeadScorer:
         """Hidden states (logits for models scored whole) at the batch's positions, in its order."""
         forward = self.model if self._split is None else self._split[0]
         read = (lambda output: output.logits) if self._split is None else (lambda output: output.last_hidden_state)
-        cache = DynamicCache(config=self.model.config)
+        cache = DynamicCache(config=self.model.config)  # one update after the rows are selected: nothing to grow
         if not all(type(layer) is DynamicLayer for layer in cache.layers):
             return self._hidden_whole(batch, lambda ids: read(forward(input_ids=ids)))
         self.context_passes += 1
