@@ -196,8 +196,9 @@ def readable_checkpoint(model: str, scratch: Path) -> str:
     for name, translate in TRANSLATIONS.items():
         if (source / name).is_file():
             config = json.loads((source / name).read_text())
-            if translate(config) != config:
-                translated[name] = translate(config)
+            readable = translate(config)
+            if readable != config:
+                translated[name] = readable
     if not translated:
         return model
     folder = Path(scratch) / "checkpoint-for-transformers-4"

@@ -97,12 +97,14 @@ def generate_greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
 
 
 class _Rows:
-    """Rows decoding together: their KV cache, the attention mask over it, each row's next position,
-    the token each row produced last (not yet in the cache) and the new tokens so far."""
+    """Rows decoding together: their KV cache (and the forward argument that takes it), the attention
+    mask over it, each row's next position, the token each row produced last (not yet in the cache)
+    and the new tokens so far."""
 
-    def __init__(self, ids: list[int], cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor,
-                 tokens: torch.Tensor):
-        self.ids, self.cache, self.mask, self.positions, self.tokens = ids, cache, mask, positions, tokens
+    def __init__(self, ids: list[int], cache: DynamicCache, argument: str, mask: torch.Tensor,
+                 positions: torch.Tensor, tokens: torch.Tensor):
+        self.ids, self.cache, self.argument = ids, cache, argument
+        self.mask, self.positions, self.tokens = mask, positions, tokens
         self.generated: list[list[int]] = [[] for _ in ids]
         self.done = [False] * len(ids)
 
@@ -128,16 +130,16 @@ class _Rows:
         first = int(attention_mask.any(0).nonzero()[0])  # columns no row uses are dropped
         input_ids, mask = input_ids[:, first:], attention_mask[:, first:]
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        cache = new_cache(model)
+        cache, argument = new_cache(model), cache_argument(model)
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                       logits_to_keep=1, **{cache_argument(model): cache}).logits
-        return cls(ids, cache, mask, positions[:, -1:] + 1, logits[:, -1].float().argmax(-1))
+                       logits_to_keep=1, **{argument: cache}).logits
+        return cls(ids, cache, argument, mask, positions[:, -1:] + 1, logits[:, -1].float().argmax(-1))
 
     def step(self, model) -> "_Rows":
         """One decoding step: the last tokens go into the cache, the next ones come out."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self), 1))], dim=-1)
         logits = model(input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
-                       use_cache=True, logits_to_keep=1, **{cache_argument(model): self.cache}).logits
+                       use_cache=True, logits_to_keep=1, **{self.argument: self.cache}).logits
         self.tokens, self.positions = logits[:, -1].float().argmax(-1), self.positions + 1
         return self
 

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
-from harness_ext.models.kv_cache import cache_argument
+from harness_ext.models.kv_cache import cache_argument, plain_layers
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20  # logits and their float32 temporaries, per chunk of positions
 WORKING_COPIES = 4  # vocabulary-wide float32 tensors alive at once: logits, log-probs, probs, centred
@@ -150,10 +149,11 @@ class HeadScorer:
         forward = self.model if self._split is None else self._split[0]
         read = (lambda output: output.logits) if self._split is None else (lambda output: output.last_hidden_state)
         cache = DynamicCache(config=self.model.config)  # one update after the rows are selected: nothing to grow
-        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+        if not plain_layers(cache):
             return self._hidden_whole(batch, lambda ids: read(forward(input_ids=ids)))
         self.context_passes += 1
-        contexts = read(forward(input_ids=batch.contexts, use_cache=True, **{cache_argument(forward): cache}))
+        cached = {cache_argument(forward): cache}
+        contexts = read(forward(input_ids=batch.contexts, use_cache=True, **cached))
         ends = torch.tensor(batch.context_lengths, device=contexts.device) - 1
         context_last = contexts[torch.arange(len(ends), device=contexts.device), ends]
         if batch.suffixes.shape[1] == 0:
@@ -166,17 +166,18 @@ class HeadScorer:
         context_mask = torch.arange(batch.contexts.shape[1], device=contexts.device) <= ends[row_context, None]
         mask = torch.cat([context_mask, columns < suffix_lengths[:, None]], dim=1).long()
         suffixes = read(forward(input_ids=batch.suffixes, attention_mask=mask, use_cache=True,
-                                position_ids=ends[row_context, None] + 1 + columns, **{cache_argument(forward): cache}))
+                                position_ids=ends[row_context, None] + 1 + columns, **cached))
         return torch.cat([context_last, suffixes[columns < suffix_lengths[:, None]]])
 
     def _hidden_whole(self, batch: ContextBatch, run) -> torch.Tensor:
         """The same positions from one forward pass over each row's whole input (context + suffix)."""
-        rows = [(tuple(batch.contexts[c, :batch.context_lengths[c]].tolist()), tuple(batch.suffixes[r, :length].tolist()))
-                for r, (c, length) in enumerate(zip(batch.row_context, batch.suffix_lengths))]
-        hidden = run(_right_padded([context + suffix for context, suffix in rows], 0, batch.contexts.device))
+        starts = [batch.context_lengths[c] for c in batch.row_context]  # each row's suffix starts after its context
+        whole = [torch.cat([batch.contexts[c, :start], batch.suffixes[r, :length]])
+                 for r, (c, start, length) in enumerate(zip(batch.row_context, starts, batch.suffix_lengths))]
+        hidden = run(torch.nn.utils.rnn.pad_sequence(whole, batch_first=True))
         first_row = {c: r for r, c in reversed(list(enumerate(batch.row_context)))}
         picks = [(first_row[c], length - 1) for c, length in enumerate(batch.context_lengths)]
-        picks += [(r, len(context) + j) for r, (context, suffix) in enumerate(rows) for j in range(len(suffix))]
+        picks += [(r, start + j) for r, (start, length) in enumerate(zip(starts, batch.suffix_lengths)) for j in range(length)]
         return hidden[torch.tensor([r for r, _ in picks]), torch.tensor([c for _, c in picks])]
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -73,5 +73,5 @@ def new_cache(model) -> DynamicCache:
 
 def plain_layers(cache: DynamicCache) -> bool:
     """Whether every layer holds all its keys/values as one tensor per layer (rows can be selected,
-    repeated, padded and concatenated)."""
-    return all(isinstance(layer, GrowingLayer) for layer in cache.layers)
+    repeated, padded and concatenated): transformers' plain :class:`DynamicLayer` or a :class:`GrowingLayer`."""
+    return all(type(layer) in (DynamicLayer, GrowingLayer) for layer in cache.layers)
